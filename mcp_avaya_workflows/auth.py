@@ -1,0 +1,158 @@
+"""OAuth 2.0 client-credentials tokens for the Infinity API.
+
+authlib's async client speaks the grant; this module adds what a server that
+makes many concurrent calls needs on top: a cached token reused until shortly
+before it expires, a single token request however many calls need one at
+once, and invalidation after a 401 so that exactly one refresh follows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+import anyio
+import httpx2
+from authlib.integrations.base_client.errors import OAuthError
+from authlib.integrations.httpx_client import AsyncOAuth2Client
+from joserfc import jws
+from joserfc.errors import JoseError
+from pydantic import SecretStr
+
+from .errors import AuthenticationError, InvalidResponseError, UpstreamError, UpstreamUnavailableError
+from .redaction import Redactor
+
+logger = logging.getLogger(__name__)
+
+# Keycloak answers a bad client with these codes (400 or 401, depending on the realm).
+_CREDENTIAL_ERRORS = frozenset({"invalid_client", "unauthorized_client", "invalid_grant", "invalid_scope"})
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """A bearer token and the time (epoch seconds) it stops being valid."""
+
+    value: str
+    expires_at: float
+
+    def __repr__(self) -> str:
+        return f"AccessToken(value='[redacted]', expires_at={self.expires_at})"
+
+
+class TokenProvider:
+    """Fetch, cache and refresh client-credentials tokens."""
+
+    def __init__(
+        self,
+        *,
+        token_url: str,
+        client_id: str,
+        client_secret: SecretStr,
+        scope: str | None,
+        leeway_seconds: int,
+        timeout: httpx2.Timeout,
+        redactor: Redactor,
+    ) -> None:
+        self._token_url = token_url
+        self._leeway = leeway_seconds
+        self._redactor = redactor
+        redactor.add_secret(client_secret.get_secret_value())
+        # Avaya's guide sends client_id and client_secret in the form body (client_secret_post).
+        self._oauth = AsyncOAuth2Client(
+            client_id=client_id,
+            client_secret=client_secret.get_secret_value(),
+            scope=scope,
+            token_endpoint_auth_method="client_secret_post",  # noqa: S106 - a method name, not a secret
+            timeout=timeout,
+        )
+        self._lock = anyio.Lock()
+        self._token: AccessToken | None = None
+
+    async def aclose(self) -> None:
+        await self._oauth.aclose()
+
+    async def get_token(self) -> str:
+        """Return a valid access token, fetching one only when the cached one is missing or expiring."""
+        token = self._token
+        if token is not None and not self._is_expiring(token):
+            return token.value
+        async with self._lock:
+            # Another call may have refreshed while this one waited for the lock.
+            token = self._token
+            if token is None or self._is_expiring(token):
+                token = await self._fetch()
+                self._token = token
+            return token.value
+
+    def invalidate(self, rejected: str) -> None:
+        """Forget `rejected` after a 401, unless a newer token already replaced it."""
+        if self._token is not None and self._token.value == rejected:
+            self._token = None
+
+    def _is_expiring(self, token: AccessToken) -> bool:
+        return token.expires_at - self._leeway <= time.time()
+
+    async def _fetch(self) -> AccessToken:
+        started = time.perf_counter()
+        try:
+            response = await self._oauth.fetch_token(self._token_url, grant_type="client_credentials")
+        except OAuthError as exc:
+            raise self._credential_error(exc) from None
+        except httpx2.HTTPStatusError as exc:
+            raise UpstreamUnavailableError(
+                "The token endpoint returned an error", endpoint="token", status=exc.response.status_code
+            ) from None
+        except (httpx2.TimeoutException, httpx2.TransportError) as exc:
+            raise UpstreamUnavailableError(
+                f"The token endpoint could not be reached: {type(exc).__name__}", endpoint="token"
+            ) from None
+        except ValueError:
+            raise InvalidResponseError(
+                "The token endpoint returned a body that is not JSON", endpoint="token"
+            ) from None
+        token = self._parse(dict(response))
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        logger.info(
+            "oauth.token_refreshed expires_in=%.0fs duration_ms=%.0f", token.expires_at - time.time(), elapsed_ms
+        )
+        return token
+
+    def _credential_error(self, exc: OAuthError) -> UpstreamError:
+        code = str(exc.error)
+        if code in _CREDENTIAL_ERRORS:
+            return AuthenticationError(
+                f"The token endpoint rejected the client credentials ({code})", endpoint="token", upstream_error=code
+            )
+        return AuthenticationError(
+            f"The token endpoint refused the request ({self._redactor.scrub_text(code)[:64]})",
+            endpoint="token",
+            upstream_error=code,
+        )
+
+    def _parse(self, body: dict[str, object]) -> AccessToken:
+        value = body.get("access_token")
+        token_type = str(body.get("token_type", "bearer"))
+        # Avaya's documents show both `bearer` and `Bearer`; RFC 6749 makes the type case-insensitive.
+        if not isinstance(value, str) or not value or token_type.lower() != "bearer":
+            raise InvalidResponseError("The token endpoint returned no bearer access token", endpoint="token")
+        self._redactor.add_secret(value)
+        return AccessToken(value=value, expires_at=self._expiry(value, body.get("expires_in")))
+
+    def _expiry(self, value: str, expires_in: object) -> float:
+        """Return the JWT's `exp` claim, which Avaya calls authoritative, else now plus `expires_in`.
+
+        The signature is not checked: the claim only schedules the refresh, and Infinity verifies the token.
+        """
+        try:
+            claims = json.loads(jws.extract_compact(value.encode()).payload)
+            exp = claims.get("exp") if isinstance(claims, dict) else None
+            if isinstance(exp, int | float) and not isinstance(exp, bool):
+                return float(exp)
+        except (JoseError, ValueError, UnicodeDecodeError):
+            pass  # an opaque token: fall back to expires_in
+        if isinstance(expires_in, int | float) and not isinstance(expires_in, bool) and expires_in > 0:
+            return time.time() + float(expires_in)
+        # Neither exp nor expires_in: assume Avaya's usual 15 minutes.
+        return time.time() + 900

@@ -1,0 +1,124 @@
+"""Command line: `serve` (the default, stdio), `sandbox` and `demo`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import sys
+from collections.abc import Sequence
+
+from pydantic import SecretStr
+
+from . import __version__
+from .errors import ConfigurationError
+from .logs import configure_logging
+from .redaction import Redactor
+from .settings import load_settings
+
+logger = logging.getLogger(__name__)
+
+EXIT_CONFIGURATION = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mcp-avaya-workflows",
+        description="MCP server that starts Avaya Infinity workflow sessions and follows them to their outcome. "
+        "Without a command it runs `serve` over stdio, which is what MCP clients launch.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command")
+
+    serve = commands.add_parser("serve", help="run the MCP server over stdio (the default)")
+    serve.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="serve the embedded Infinity sandbox on a loopback port instead of a real tenant; needs no credentials",
+    )
+    serve.add_argument(
+        "--sandbox-time-scale",
+        type=float,
+        default=1.0,
+        metavar="FACTOR",
+        help="with --sandbox, multiply workflow module durations by FACTOR (default: 1.0)",
+    )
+
+    sandbox = commands.add_parser("sandbox", help="run the Infinity API sandbox on its own")
+    sandbox.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default: 127.0.0.1)")
+    sandbox.add_argument("--port", type=int, default=8085, help="TCP port to listen on (default: 8085)")
+    sandbox.add_argument("--client-id", default="sandbox-client", help="client ID the token endpoint accepts")
+    sandbox.add_argument(
+        "--client-secret", default=None, help="client secret the token endpoint accepts (default: a random one)"
+    )
+    sandbox.add_argument("--time-scale", type=float, default=1.0, help="multiply module durations by this factor")
+
+    demo = commands.add_parser(
+        "demo", help="launch the server over stdio on the sandbox, run the example workflow and print each step"
+    )
+    demo.add_argument("--time-scale", type=float, default=1.0, help="multiply module durations by this factor")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the `mcp-avaya-workflows` console script."""
+    args = build_parser().parse_args(argv)
+    command = args.command or "serve"
+    try:
+        if command == "serve":
+            _serve(sandbox=getattr(args, "sandbox", False), time_scale=getattr(args, "sandbox_time_scale", 1.0))
+        elif command == "sandbox":
+            _run_sandbox(args.host, args.port, args.client_id, args.client_secret, args.time_scale)
+        else:
+            from .demo import run_demo
+
+            sys.exit(run_demo(time_scale=args.time_scale))
+    except ConfigurationError as exc:
+        print(f"mcp-avaya-workflows: {exc}", file=sys.stderr)
+        sys.exit(EXIT_CONFIGURATION)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _serve(*, sandbox: bool, time_scale: float) -> None:
+    settings = load_settings(require_upstream=not sandbox)
+    redactor = Redactor(settings.sensitive_keys)
+    if settings.client_secret is not None:
+        redactor.add_secret(settings.client_secret.get_secret_value())
+    configure_logging(redactor, settings.log_level)
+
+    from .server import build_server
+
+    embedded = None
+    if sandbox:
+        from .sandbox import DEFAULT_CLIENT_ID, SandboxState
+        from .server import EmbeddedSandbox
+
+        secret = secrets.token_urlsafe(24)
+        redactor.add_secret(secret)
+        state = SandboxState(DEFAULT_CLIENT_ID, secret, time_scale=time_scale)
+        embedded = EmbeddedSandbox(state, DEFAULT_CLIENT_ID, SecretStr(secret))
+    server = build_server(settings, redactor=redactor, embedded_sandbox=embedded)
+    server.run("stdio")
+
+
+def _run_sandbox(host: str, port: int, client_id: str, client_secret: str | None, time_scale: float) -> None:
+    from .sandbox import SandboxState, serve_sandbox_forever
+
+    secret = client_secret or secrets.token_urlsafe(24)
+    redactor = Redactor()
+    configure_logging(redactor)
+    state = SandboxState(client_id=client_id, client_secret=secret, time_scale=time_scale)
+    # The operator needs these to configure a server against this sandbox, so print them once.
+    print(
+        f"Infinity sandbox on http://{host}:{port}\n"
+        f"  AVAYA_WORKFLOWS_INFINITY_URL=http://{host}:{port}\n"
+        f"  AVAYA_WORKFLOWS_CLIENT_ID={client_id}\n"
+        f"  AVAYA_WORKFLOWS_CLIENT_SECRET={secret}",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        serve_sandbox_forever(state, host, port)
+    except ValueError as exc:
+        raise ConfigurationError([str(exc)]) from None

@@ -1,0 +1,142 @@
+"""The exception tree of mcp-avaya-workflows.
+
+    AvayaWorkflowsError
+    ├── ConfigurationError          settings are missing or invalid
+    ├── InvalidInputError           a tool argument failed the sanitizer
+    ├── SessionNotFoundError        a handle is tampered, expired, foreign or unknown upstream
+    └── UpstreamError               Infinity answered with an error, or not at all
+        ├── AuthenticationError     the token endpoint rejected the credentials, or a 401 persisted
+        ├── PermissionDeniedError   403: the client may not run this workflow
+        ├── NotFoundError           404: no such workflow or version
+        ├── RequestRejectedError    400 or 422: Infinity refused the request as sent
+        ├── RateLimitedError        429: the tenant's quota is used up
+        ├── UpstreamUnavailableError  5xx, timeout or connection failure
+        └── InvalidResponseError    the body does not match any documented shape
+
+Every message is written for the model or the operator and is safe to show:
+no exception here ever carries an access token, the client secret or a raw
+upstream body. `UpstreamError` keeps the endpoint, status and upstream request
+ID for the logs.
+"""
+
+from __future__ import annotations
+
+
+class AvayaWorkflowsError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigurationError(AvayaWorkflowsError):
+    """Settings are missing or invalid; `problems` lists each one with its fix."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"The server configuration is invalid:\n{lines}")
+
+
+class InvalidInputError(AvayaWorkflowsError):
+    """A tool argument failed a sanitizer rule."""
+
+    def __init__(self, field: str, problem: str, fix: str) -> None:
+        self.field = field
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"Invalid argument {field!r}: {problem}. {fix}")
+
+
+class SessionNotFoundError(AvayaWorkflowsError):
+    """No session matches the handle, for whatever reason.
+
+    A tampered, expired, foreign and unknown handle all raise this same error
+    with the same text, so a caller cannot probe which case applies.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Workflow session not found. Use a session_id returned by start_workflow_session "
+            "in this conversation; handles expire and only work for the caller that started the session."
+        )
+
+
+class UpstreamError(AvayaWorkflowsError):
+    """Infinity answered with an error, or could not be reached."""
+
+    public_message = (
+        "The Avaya Infinity API returned an error. Try again later or ask the operator to check the server log."
+    )
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        endpoint: str,
+        status: int | None = None,
+        request_id: str | None = None,
+        upstream_error: str | None = None,
+    ) -> None:
+        self.detail = detail
+        self.endpoint = endpoint
+        self.status = status
+        self.request_id = request_id
+        self.upstream_error = upstream_error
+        super().__init__(detail)
+
+    def __str__(self) -> str:
+        status = "no response" if self.status is None else f"HTTP {self.status}"
+        return f"{self.detail} ({self.endpoint}, {status})"
+
+
+class AuthenticationError(UpstreamError):
+    public_message = (
+        "The server could not authenticate to Avaya Infinity. The operator should check the client ID, "
+        "client secret and token URL."
+    )
+
+
+class PermissionDeniedError(UpstreamError):
+    public_message = (
+        "Avaya Infinity refused access: this server's client is not allowed to run that workflow. "
+        "Ask the operator to grant the client permission, or use another workflow."
+    )
+
+
+class NotFoundError(UpstreamError):
+    public_message = (
+        "Avaya Infinity has no such workflow or version. Check the workflow_id and version; "
+        "'current' selects the latest published version."
+    )
+
+
+class RequestRejectedError(UpstreamError):
+    public_message = (
+        "Avaya Infinity rejected the request. Check that the workflow is published, supports this channel "
+        "and accepts these variables."
+    )
+
+
+class RateLimitedError(UpstreamError):
+    public_message = "Avaya Infinity is rate limiting this tenant. Wait before calling again."
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        endpoint: str,
+        status: int | None = None,
+        request_id: str | None = None,
+        upstream_error: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(detail, endpoint=endpoint, status=status, request_id=request_id, upstream_error=upstream_error)
+        self.retry_after = retry_after
+
+
+class UpstreamUnavailableError(UpstreamError):
+    public_message = "Avaya Infinity is unavailable or did not answer in time. Try again in a moment."
+
+
+class InvalidResponseError(UpstreamError):
+    public_message = (
+        "Avaya Infinity returned a response this server could not read. Ask the operator to check the server log."
+    )

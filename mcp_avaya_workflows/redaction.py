@@ -1,0 +1,223 @@
+"""Strip credentials and mask sensitive data before anything leaves the server.
+
+Two jobs, applied at every exit (tool results, tool errors, resource contents,
+log records):
+
+* `Redactor.scrub_text` removes credentials: the client secret and every access
+  token by value, and bearer or basic credentials and JWTs by pattern.
+* `Redactor.mask_variables` masks workflow output variables: by key name
+  (password, pin, card, ...) and by value pattern (Luhn-valid card numbers,
+  SSNs, IBANs, e-mail addresses, phone numbers). Masks keep what the model
+  needs, such as the last four digits of a card, and never reveal a CVV or PIN.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+REDACTED = "[redacted]"
+
+_BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{6,}")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+
+# 13 to 19 digits, optionally grouped by single spaces or dashes, as card numbers are written.
+_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+_SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])")
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
+_EMAIL = re.compile(r"\b([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)\b")
+# International numbers with a leading +, or North American (NXX) NXX-XXXX forms.
+_PHONE = re.compile(
+    r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"
+    r"|\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?!\w)"
+)
+
+# Words that mark a variable as sensitive when they appear as a whole word of its name.
+SENSITIVE_WORDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "passcode",
+        "pin",
+        "otp",
+        "token",
+        "secret",
+        "ssn",
+        "card",
+        "pan",
+        "cvv",
+        "cvv2",
+        "cvc",
+        "iban",
+        "credential",
+        "credentials",
+        "authorization",
+        "apikey",
+    }
+)
+# Compounds matched inside the name with separators removed, so `account_number` and `accountNumber` agree.
+SENSITIVE_COMPOUNDS = (
+    "accountnumber",
+    "accountno",
+    "acctnumber",
+    "acctno",
+    "cardnumber",
+    "creditcard",
+    "securitycode",
+    "socialsecurity",
+    "routingnumber",
+    "sortcode",
+    "accesstoken",
+    "refreshtoken",
+    "privatekey",
+    "taxid",
+    "dateofbirth",
+    "apikey",
+)
+# Values under these names are never partly revealed.
+_NEVER_REVEAL = frozenset({"cvv", "cvv2", "cvc", "pin", "password", "passwd", "pwd", "passcode", "otp", "securitycode"})
+
+_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+
+
+def luhn_valid(digits: str) -> bool:
+    """Tell whether a digit string passes the Luhn checksum that payment card numbers carry."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        digit = int(char)
+        if index % 2 == 1:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return total % 10 == 0
+
+
+def key_words(name: str) -> list[str]:
+    """Split a variable name into lowercase words: `cardNumber`, `card_number` and `card-number` agree."""
+    return [word.lower() for word in _WORD_SPLIT.split(name) if word]
+
+
+@dataclass(frozen=True)
+class MaskedVariables:
+    """Output variables after masking, and the dotted names of the masked ones."""
+
+    variables: dict[str, Any]
+    masked_names: list[str]
+
+
+class Redactor:
+    """Redaction rules plus the secrets known at run time (client secret, access tokens)."""
+
+    def __init__(self, extra_key_patterns: Iterable[str] = ()) -> None:
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+        self._pattern: re.Pattern[str] | None = None
+        self._extra_keys = [re.compile(pattern, re.IGNORECASE) for pattern in extra_key_patterns]
+
+    def add_secret(self, value: str) -> None:
+        """Remember a secret so that it is stripped by value, also in its URL-encoded forms."""
+        if len(value) < 4:
+            return
+        with self._lock:
+            self._secrets.update({value, quote(value, safe=""), quote_plus(value)})
+            ordered = sorted(self._secrets, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(secret) for secret in ordered))
+
+    def scrub_text(self, text: str) -> str:
+        """Remove known secrets, bearer or basic credentials and JWTs from `text`."""
+        pattern = self._pattern
+        if pattern is not None:
+            text = pattern.sub(REDACTED, text)
+        text = _BEARER.sub(lambda match: f"{match.group(1)}{match.group(2)}{REDACTED}", text)
+        return _JWT.sub(REDACTED, text)
+
+    def scrub(self, value: Any) -> Any:
+        """Apply `scrub_text` to every string, key included, in a JSON-like structure."""
+        if isinstance(value, str):
+            return self.scrub_text(value)
+        if isinstance(value, Mapping):
+            return {self.scrub_text(str(key)): self.scrub(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.scrub(item) for item in value]
+        return value
+
+    def is_sensitive_key(self, name: str) -> bool:
+        """Tell whether a variable name marks its value as sensitive."""
+        words = key_words(name)
+        joined = "".join(words)
+        if any(word in SENSITIVE_WORDS for word in words):
+            return True
+        if any(compound in joined for compound in SENSITIVE_COMPOUNDS):
+            return True
+        return any(pattern.search(name) or pattern.search(joined) for pattern in self._extra_keys)
+
+    def mask_variables(self, variables: Mapping[str, Any]) -> MaskedVariables:
+        """Mask sensitive output variables by key name and by value pattern, at any depth."""
+        masked_names: list[str] = []
+        cleaned = {key: self._mask_entry(key, key, item, masked_names) for key, item in variables.items()}
+        return MaskedVariables(variables=cleaned, masked_names=masked_names)
+
+    def _mask_entry(self, path: str, name: str, value: Any, masked_names: list[str]) -> Any:
+        if self.is_sensitive_key(name) and value not in (None, ""):
+            masked_names.append(path)
+            return mask_by_key(name, value)
+        if isinstance(value, Mapping):
+            return {key: self._mask_entry(f"{path}.{key}", str(key), item, masked_names) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._mask_entry(f"{path}[{index}]", name, item, masked_names) for index, item in enumerate(value)]
+        if isinstance(value, str):
+            masked = mask_patterns(self.scrub_text(value))
+            if masked != value:
+                masked_names.append(path)
+            return masked
+        return value
+
+
+def mask_by_key(name: str, value: Any) -> str:
+    """Mask a value whose name marks it sensitive, keeping the last 4 digits of card and account numbers."""
+    words = set(key_words(name))
+    joined = "".join(key_words(name))
+    if words & _NEVER_REVEAL or "securitycode" in joined:
+        return REDACTED
+    digits = re.sub(r"\D", "", str(value)) if isinstance(value, str | int) else ""
+    if len(digits) >= 8 and ({"card", "pan", "iban"} & words or "number" in joined or "acct" in joined):
+        return f"[masked, ends {digits[-4:]}]"
+    return "[masked]"
+
+
+def mask_patterns(text: str) -> str:
+    """Mask card numbers that pass Luhn, SSNs, IBANs, e-mail addresses and phone numbers in free text."""
+    text = _CARD.sub(_mask_card, text)
+    text = _IBAN.sub(lambda match: f"[IBAN, ends {match.group(0).replace(' ', '')[-4:]}]", text)
+    text = _SSN.sub("[SSN]", text)
+    text = _EMAIL.sub(lambda match: f"{match.group(1)}***@{match.group(2)}", text)
+    return _PHONE.sub(_mask_phone, text)
+
+
+def _mask_card(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group(0))
+    if not luhn_valid(digits):
+        return match.group(0)
+    return f"[card, ends {digits[-4:]}]"
+
+
+def _mask_phone(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group(0))
+    if len(digits) < 10:
+        return match.group(0)
+    return f"[phone, ends {digits[-2:]}]"
+
+
+def replace_text(value: Any, old: str, new: str) -> Any:
+    """Replace `old` with `new` in every string, keys included, of a JSON-like structure."""
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if isinstance(value, Mapping):
+        return {replace_text(str(key), old, new): replace_text(item, old, new) for key, item in value.items()}
+    if isinstance(value, list):
+        return [replace_text(item, old, new) for item in value]
+    return value

@@ -1,0 +1,192 @@
+"""Build the MCP server: tools, context resources, redaction at the exit, and the lifespan.
+
+The lifespan owns the upstream connection. It starts the embedded sandbox
+when asked, creates the OAuth token provider and the Infinity client, and
+closes them when the server stops.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, cast
+
+import httpx2
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.shared.exceptions import MCPError
+from pydantic import BaseModel, SecretStr
+
+from . import __version__
+from .auth import TokenProvider
+from .client import InfinityClient
+from .context_shapes import CONTEXT_SHAPES, DESCRIPTIONS, URI_PREFIX
+from .handles import HandleCodec
+from .redaction import Redactor
+from .sanitizer import Limits
+from .service import WorkflowService
+from .settings import Settings
+from .tools import build_tools
+
+logger = logging.getLogger(__name__)
+
+SERVER_NAME = "mcp-avaya-workflows"
+INSTRUCTIONS = (
+    "Starts Avaya Infinity workflows and follows them to their outcome. Call start_workflow_session "
+    "once per user request, then call get_workflow_session_status with the returned session_id until "
+    "terminal is true. Output variables arrive with sensitive values masked; masked_variables lists them. "
+    "The infinity://session-context/ resources describe what a workflow sees on each channel."
+)
+
+
+@dataclass(frozen=True)
+class EmbeddedSandbox:
+    """A sandbox for the lifespan to start on a loopback port, and the credentials it accepts."""
+
+    state: Any  # a `sandbox.SandboxState`; typed loosely so that stdio startup does not import the sandbox
+    client_id: str
+    client_secret: SecretStr
+
+
+@dataclass
+class AppState:
+    """What the lifespan yields to every request."""
+
+    service: WorkflowService
+    infinity_url: str
+
+
+def build_server(
+    settings: Settings,
+    *,
+    redactor: Redactor | None = None,
+    embedded_sandbox: EmbeddedSandbox | None = None,
+) -> MCPServer[AppState]:
+    """Return an MCP server for `settings`, or for `embedded_sandbox` when one is given."""
+    redactor = redactor or Redactor(settings.sensitive_keys)
+    handles = HandleCodec.from_setting(
+        settings.handle_keys.get_secret_value() if settings.handle_keys else None, settings.handle_ttl
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        async with AsyncExitStack() as stack:
+            effective = settings
+            if embedded_sandbox is not None:
+                effective = await _start_sandbox(stack, settings, embedded_sandbox)
+            client = _create_client(effective, redactor)
+            stack.push_async_callback(client.aclose)
+            assert effective.infinity_url is not None
+            service = WorkflowService(client, handles, redactor, Limits())
+            logger.info("server.started version=%s infinity_url=%s", __version__, effective.infinity_url)
+            yield AppState(service=service, infinity_url=effective.infinity_url)
+            logger.info("server.stopping")
+
+    server: MCPServer[AppState] = MCPServer(
+        SERVER_NAME,
+        title="Avaya Infinity Workflows",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        tools=build_tools(_service_of),
+        middleware=[RedactionMiddleware(redactor)],
+        log_level=settings.log_level,
+    )
+    _add_context_resources(server)
+    return server
+
+
+def _service_of(ctx: Context) -> WorkflowService:
+    state = cast(AppState, ctx.request_context.lifespan_context)
+    return state.service
+
+
+async def _start_sandbox(stack: AsyncExitStack, settings: Settings, sandbox: EmbeddedSandbox) -> Settings:
+    from .sandbox import running_sandbox  # imported lazily: only the sandbox mode needs it
+
+    url = await stack.enter_async_context(running_sandbox(sandbox.state))
+    logger.info("sandbox.started url=%s", url)
+    return settings.model_copy(
+        update={
+            "infinity_url": url,
+            "token_url": None,
+            "client_id": sandbox.client_id,
+            "client_secret": sandbox.client_secret,
+        }
+    )
+
+
+def _create_client(settings: Settings, redactor: Redactor) -> InfinityClient:
+    settings.require_upstream()
+    assert settings.infinity_url is not None
+    assert settings.client_id is not None
+    assert settings.client_secret is not None
+    timeout = httpx2.Timeout(settings.read_timeout, connect=settings.connect_timeout)
+    tokens = TokenProvider(
+        token_url=settings.resolved_token_url,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        scope=settings.scope,
+        leeway_seconds=settings.token_refresh_leeway,
+        timeout=timeout,
+        redactor=redactor,
+    )
+    return InfinityClient(
+        base_url=settings.infinity_url,
+        tokens=tokens,
+        redactor=redactor,
+        timeout=timeout,
+        status_path_suffix=settings.status_path_suffix,
+    )
+
+
+def _add_context_resources(server: MCPServer[AppState]) -> None:
+    for channel, shape in CONTEXT_SHAPES.items():
+        server.resource(
+            f"{URI_PREFIX}{channel}",
+            name=f"{channel}-session-context",
+            title=f"{channel.capitalize()} session context",
+            description=DESCRIPTIONS[channel],
+            mime_type="application/json",
+        )(_reader(json.dumps(shape, indent=2)))
+
+
+def _reader(text: str) -> Callable[[], str]:
+    def read() -> str:
+        return text
+
+    return read
+
+
+class RedactionMiddleware:
+    """Scrub credentials from every result and protocol error the server sends.
+
+    Tools already redact what they build; this is the last line, so a secret
+    that slips into any result, resource or error message is still removed.
+    """
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        try:
+            result = await call_next(ctx)
+        except MCPError as exc:
+            message = self._redactor.scrub_text(exc.message)
+            data = self._redactor.scrub(exc.data)
+            if message == exc.message and data == exc.data:
+                raise
+            raise MCPError(exc.code, message, data) from None
+        if isinstance(result, BaseModel):
+            dumped = result.model_dump(mode="json", by_alias=True, exclude_unset=True)
+            scrubbed = self._redactor.scrub(dumped)
+            if scrubbed != dumped:
+                logger.warning("redaction.result_scrubbed method=%s", ctx.method)
+                return type(result).model_validate(scrubbed)
+            return result
+        if isinstance(result, dict):
+            return self._redactor.scrub(result)  # type: ignore[no-any-return]
+        return result

@@ -1,0 +1,156 @@
+"""MCP tool definitions: names, input schemas, annotations and error mapping.
+
+Tool functions accept loosely typed arguments on purpose. The published input
+schema tells the model what to send, and the sanitizer checks what actually
+arrived, so a wrong type gets the sanitizer's message naming the field and
+the fix instead of a pydantic dump that would echo the caller's values.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from .errors import InvalidInputError, SessionNotFoundError, UpstreamError
+from .principal import principal_of
+from .sanitizer import HANDLE_PATTERN, ID_PATTERN, VARIABLE_NAME_PATTERN, VERSION_PATTERN
+from .service import StartedWorkflowSession, WorkflowService, WorkflowSessionStatus
+
+logger = logging.getLogger(__name__)
+
+START_TOOL = "start_workflow_session"
+STATUS_TOOL = "get_workflow_session_status"
+
+_ResultT = TypeVar("_ResultT")
+
+
+class StartWorkflowSessionArguments(BaseModel):
+    """Input schema of start_workflow_session."""
+
+    workflow_id: str = Field(
+        description="The Infinity workflow ID, for example 025d010819f98dbc75776be9666.",
+        pattern=f"^{ID_PATTERN.pattern}$",
+    )
+    version: str = Field(
+        "current",
+        description="Workflow version label; 'current' is the latest published version.",
+        pattern=f"^{VERSION_PATTERN.pattern}$",
+    )
+    variables: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict,
+        description=(
+            "Flat map of input variables the workflow reads as {{variables.name}}. "
+            f"Names match {VARIABLE_NAME_PATTERN.pattern}; values are strings, numbers, booleans or null."
+        ),
+    )
+    data: dict[str, Any] | None = Field(
+        None, description="Optional JSON object passed to the workflow as its data context."
+    )
+
+
+class GetWorkflowSessionStatusArguments(BaseModel):
+    """Input schema of get_workflow_session_status."""
+
+    session_id: str = Field(
+        description="The session_id returned by start_workflow_session.", pattern=f"^{HANDLE_PATTERN.pattern}$"
+    )
+
+
+START_DESCRIPTION = (
+    "Start an Avaya Infinity workflow session and return a session_id handle. The workflow starts "
+    "running at once and may act on the outside world (tickets, payments, messages), so start it only "
+    "when the user asked for it, and never retry a start that may have succeeded. Follow the session "
+    "with get_workflow_session_status."
+)
+STATUS_DESCRIPTION = (
+    "Read the status of a workflow session started by start_workflow_session: whether it is still "
+    "running, the module it is executing, and its output variables with sensitive values masked. "
+    "Call again while terminal is false."
+)
+
+
+def build_tools(get_service: Callable[[Context], WorkflowService]) -> list[Tool]:
+    """Create both tools; `get_service` finds the running service from the request context."""
+
+    async def start_workflow_session(
+        ctx: Context,
+        workflow_id: Any = None,
+        version: Any = "current",
+        variables: Any = None,
+        data: Any = None,
+    ) -> StartedWorkflowSession:
+        if workflow_id is None:
+            raise ToolError(str(_missing("workflow_id", "Pass the ID of the workflow to start")))
+        service = get_service(ctx)
+        return await _run(
+            START_TOOL,
+            service.start(principal_of(ctx), workflow_id=workflow_id, version=version, variables=variables, data=data),
+        )
+
+    async def get_workflow_session_status(ctx: Context, session_id: Any = None) -> WorkflowSessionStatus:
+        if session_id is None:
+            raise ToolError(str(_missing("session_id", "Pass the session_id that start_workflow_session returned")))
+        service = get_service(ctx)
+        return await _run(STATUS_TOOL, service.status(principal_of(ctx), session_id=session_id))
+
+    start = Tool.from_function(
+        start_workflow_session,
+        name=START_TOOL,
+        title="Start workflow session",
+        description=START_DESCRIPTION,
+        annotations=ToolAnnotations(
+            title="Start workflow session",
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=False,
+            open_world_hint=True,
+        ),
+        structured_output=True,
+    )
+    status = Tool.from_function(
+        get_workflow_session_status,
+        name=STATUS_TOOL,
+        title="Get workflow session status",
+        description=STATUS_DESCRIPTION,
+        annotations=ToolAnnotations(
+            title="Get workflow session status",
+            read_only_hint=True,
+            destructive_hint=False,
+            idempotent_hint=True,
+            open_world_hint=True,
+        ),
+        structured_output=True,
+    )
+    start.parameters = _input_schema(StartWorkflowSessionArguments)
+    status.parameters = _input_schema(GetWorkflowSessionStatusArguments)
+    return [start, status]
+
+
+def _input_schema(model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    schema.pop("title", None)
+    schema["additionalProperties"] = False
+    return schema
+
+
+def _missing(field: str, fix: str) -> InvalidInputError:
+    return InvalidInputError(field, "is missing", fix)
+
+
+async def _run(tool: str, operation: Awaitable[_ResultT]) -> _ResultT:
+    """Await `operation`, turning expected failures into tool errors the model can act on."""
+    try:
+        return await operation
+    except (InvalidInputError, SessionNotFoundError) as exc:
+        raise ToolError(str(exc)) from None
+    except UpstreamError as exc:
+        # The log keeps the endpoint, status and request ID; the model gets only the safe summary.
+        logger.warning("tool.upstream_error tool=%s error=%s request_id=%s", tool, exc, exc.request_id)
+        raise ToolError(exc.public_message) from None

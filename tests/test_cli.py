@@ -1,0 +1,110 @@
+"""The console script as users run it: stdio server on the sandbox, demo, help and configuration errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+
+from mcp_avaya_workflows import __version__
+from mcp_avaya_workflows.tools import START_TOOL, STATUS_TOOL
+
+from .conftest import EXAMPLE_VARIABLES, EXAMPLE_WORKFLOW
+
+SANDBOX_SERVER = StdioServerParameters(
+    command=sys.executable,
+    args=["-m", "mcp_avaya_workflows", "serve", "--sandbox", "--sandbox-time-scale", "0.02"],
+)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {key: value for key, value in os.environ.items() if not key.startswith(("AVAYA_WORKFLOWS_", "INFINITY_", "CLIENT_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "mcp_avaya_workflows", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean, **(env or {})},
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("era", "negotiated"), [("legacy", "2025-11-25"), ("auto", "2026-07-28")])
+async def test_stdio_sandbox_end_to_end(era: str, negotiated: str) -> None:
+    async with Client(SANDBOX_SERVER, mode=era) as client:
+        assert client.protocol_version == negotiated
+        tools = {tool.name for tool in (await client.list_tools()).tools}
+        resources = {str(resource.uri) for resource in (await client.list_resources()).resources}
+        started = await client.call_tool(START_TOOL, {"workflow_id": EXAMPLE_WORKFLOW, "variables": EXAMPLE_VARIABLES})
+        assert started.structured_content is not None
+        final: dict[str, Any] = {}
+        with anyio.fail_after(20):
+            while not final.get("terminal"):
+                result = await client.call_tool(STATUS_TOOL, {"session_id": started.structured_content["session_id"]})
+                assert result.structured_content is not None
+                final = result.structured_content
+                await anyio.sleep(0.05)
+
+    assert tools == {START_TOOL, STATUS_TOOL}
+    assert resources == {"infinity://session-context/voice", "infinity://session-context/messaging"}
+    assert final["status"] == "COMPLETED"
+    assert "4111 1111 1111 1111" not in json.dumps(final)
+    assert "cardNumber" in final["masked_variables"]
+
+
+def test_demo_prints_masked_completion() -> None:
+    result = run_cli("demo", "--time-scale", "0.05")
+
+    assert result.returncode == 0, result.stderr
+    assert "start_workflow_session" in result.stdout
+    assert "COMPLETED" in result.stdout
+    assert "[masked, ends 1111]" in result.stdout
+    assert "123-45-6789" not in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_configuration_exits_2() -> None:
+    result = run_cli("serve")
+
+    assert result.returncode == 2
+    assert "AVAYA_WORKFLOWS_INFINITY_URL (or INFINITY_URL) is missing" in result.stderr
+    assert "AVAYA_WORKFLOWS_CLIENT_SECRET (or CLIENT_SECRET) is missing" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_invalid_configuration_hides_secret() -> None:
+    result = run_cli(
+        "serve",
+        env={"INFINITY_URL": "http://core.acme.example", "CLIENT_ID": "c", "CLIENT_SECRET": "hidden-Secret-991"},
+    )
+
+    assert result.returncode == 2
+    assert "must use https" in result.stderr
+    assert "hidden-Secret-991" not in result.stderr + result.stdout
+
+
+def test_version_and_help() -> None:
+    version = run_cli("--version")
+    helptext = run_cli("--help")
+
+    assert version.returncode == 0
+    assert __version__ in version.stdout
+    assert helptext.returncode == 0
+    for command in ("serve", "sandbox", "demo"):
+        assert command in helptext.stdout
+
+
+def test_sandbox_refuses_public_host() -> None:
+    result = run_cli("sandbox", "--host", "0.0.0.0", "--port", "0")
+
+    assert result.returncode == 2
+    assert "loopback" in result.stderr

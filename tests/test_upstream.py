@@ -1,0 +1,326 @@
+"""The OAuth token provider and the Infinity client against the sandbox over loopback HTTP."""
+
+from __future__ import annotations
+
+import anyio
+import httpx2
+import pytest
+from pydantic import SecretStr
+
+from mcp_avaya_workflows.auth import TokenProvider
+from mcp_avaya_workflows.client import InfinityClient
+from mcp_avaya_workflows.errors import (
+    AuthenticationError,
+    InvalidResponseError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    RequestRejectedError,
+    UpstreamUnavailableError,
+)
+from mcp_avaya_workflows.redaction import Redactor
+from mcp_avaya_workflows.sandbox import Fault, SandboxState, running_sandbox
+from mcp_avaya_workflows.sanitizer import StartRequest
+
+from .conftest import CLIENT_ID, EXAMPLE_VARIABLES, EXAMPLE_WORKFLOW, FAST, PLANTED_SECRET, Sandbox
+
+pytestmark = pytest.mark.anyio
+
+TIMEOUT = httpx2.Timeout(5.0)
+
+
+def make_tokens(url: str, secret: str = PLANTED_SECRET, leeway: int = 60) -> TokenProvider:
+    return TokenProvider(
+        token_url=url + "/auth/realms/avaya/protocol/openid-connect/token",
+        client_id=CLIENT_ID,
+        client_secret=SecretStr(secret),
+        scope="workflows:execute",
+        leeway_seconds=leeway,
+        timeout=TIMEOUT,
+        redactor=Redactor(),
+    )
+
+
+def make_client(url: str, suffix: str = "") -> InfinityClient:
+    return InfinityClient(
+        base_url=url, tokens=make_tokens(url), redactor=Redactor(), timeout=TIMEOUT, status_path_suffix=suffix
+    )
+
+
+async def start_example(client: InfinityClient, workflow_id: str = EXAMPLE_WORKFLOW) -> str:
+    started = await client.start_session(StartRequest(workflow_id, "current", dict(EXAMPLE_VARIABLES)))
+    return started.id
+
+
+async def test_token_reused_across_calls(sandbox: Sandbox) -> None:
+    client = make_client(sandbox.url)
+    try:
+        session_id = await start_example(client)
+        for _ in range(10):
+            await client.get_status(session_id)
+    finally:
+        await client.aclose()
+
+    assert sandbox.state.count("token") == 1
+    assert sandbox.state.count("status") == 10
+
+
+async def test_concurrent_calls_share_one_token_request(sandbox: Sandbox) -> None:
+    sandbox.state.add_fault(Fault(target="token", status=None, delay_seconds=0.2))
+    tokens = make_tokens(sandbox.url)
+    values: list[str] = []
+
+    async def fetch() -> None:
+        values.append(await tokens.get_token())
+
+    try:
+        async with anyio.create_task_group() as group:
+            for _ in range(25):
+                group.start_soon(fetch)
+    finally:
+        await tokens.aclose()
+
+    assert sandbox.state.count("token") == 1
+    assert len(set(values)) == 1
+
+
+async def test_expiring_token_refreshed() -> None:
+    # Tokens that live 30 s are already inside the 60 s refresh leeway, so each call fetches anew.
+    state = SandboxState(CLIENT_ID, PLANTED_SECRET, token_ttl_seconds=30, time_scale=FAST)
+    async with running_sandbox(state) as url:
+        tokens = make_tokens(url, leeway=60)
+        try:
+            first = await tokens.get_token()
+            second = await tokens.get_token()
+        finally:
+            await tokens.aclose()
+
+    assert first != second
+    assert state.count("token") == 2
+
+
+async def test_revoked_token_refreshed_once(sandbox: Sandbox) -> None:
+    client = make_client(sandbox.url)
+    try:
+        session_id = await start_example(client)
+        sandbox.state.revoke_tokens()
+        status = await client.get_status(session_id)
+    finally:
+        await client.aclose()
+
+    assert status.workflow_session_id == session_id
+    assert sandbox.state.count("token") == 2
+    answered = [entry.status for entry in sandbox.state.requests if entry.kind == "status"]
+    assert answered == [401, 200]
+
+
+async def test_persistent_401_raises_authentication(sandbox: Sandbox) -> None:
+    sandbox.state.add_fault(Fault(target="status", status=401, body={"error": "Unauthorized"}, times=2))
+    client = make_client(sandbox.url)
+    try:
+        session_id = await start_example(client)
+        with pytest.raises(AuthenticationError):
+            await client.get_status(session_id)
+    finally:
+        await client.aclose()
+
+    assert sandbox.state.count("token") == 2
+    assert sandbox.state.count("status") == 2
+
+
+async def test_bad_secret_raises_authentication(sandbox: Sandbox) -> None:
+    tokens = make_tokens(sandbox.url, secret="wrong-secret-value")
+    try:
+        with pytest.raises(AuthenticationError) as info:
+            await tokens.get_token()
+    finally:
+        await tokens.aclose()
+
+    assert info.value.upstream_error == "invalid_client"
+    assert "wrong-secret-value" not in str(info.value)
+
+
+async def test_lowercase_bearer_accepted() -> None:
+    state = SandboxState(CLIENT_ID, PLANTED_SECRET, token_type="bearer", time_scale=FAST)
+    async with running_sandbox(state) as url:
+        client = make_client(url)
+        try:
+            session_id = await start_example(client)
+        finally:
+            await client.aclose()
+
+    assert session_id
+
+
+async def test_token_endpoint_down_is_unavailable(sandbox: Sandbox) -> None:
+    sandbox.state.add_fault(Fault(target="token", status=503, body="<html>Service Unavailable</html>"))
+    tokens = make_tokens(sandbox.url)
+    try:
+        with pytest.raises(UpstreamUnavailableError):
+            await tokens.get_token()
+    finally:
+        await tokens.aclose()
+
+
+async def test_nested_start_shape(sandbox: Sandbox) -> None:
+    client = make_client(sandbox.url)
+    try:
+        started = await client.start_session(StartRequest("025d0111114ed33c55731a7cb0", "current", {}))
+    finally:
+        await client.aclose()
+
+    assert started.workflow_name == "Customer Support Workflow"
+    assert started.engagement_id
+    assert sandbox.state.requests[-1].status == 201
+
+
+async def test_flat_start_shape(sandbox: Sandbox) -> None:
+    client = make_client(sandbox.url)
+    try:
+        started = await client.start_session(StartRequest("wf_025d010627e3314fa905c5484c", "current", {}))
+    finally:
+        await client.aclose()
+
+    assert started.workflow_name == "Order Status Lookup"
+    assert sandbox.state.requests[-1].status == 200
+
+
+async def test_start_with_only_session_id(sandbox: Sandbox) -> None:
+    client = make_client(sandbox.url)
+    try:
+        started = await client.start_session(StartRequest("025d0113b81f05c29e7a4d61f0", "current", {}))
+    finally:
+        await client.aclose()
+
+    assert started.id
+    assert started.workflow_name is None
+    assert started.engagement_id is None
+
+
+@pytest.mark.parametrize("suffix", ["", "/status"])
+async def test_both_status_paths(sandbox: Sandbox, suffix: str) -> None:
+    client = make_client(sandbox.url, suffix)
+    try:
+        session_id = await start_example(client)
+        status = await client.get_status(session_id)
+    finally:
+        await client.aclose()
+
+    status_paths = [entry.path for entry in sandbox.state.requests if entry.kind == "status"]
+    assert status_paths == [f"/api/workflow/v1/workflows/sessions/{session_id}{suffix}"]
+    assert status.workflow_session_id == session_id
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        (Fault(target="start", status=400, body={"error": "Bad Request", "message": "workflowId is required"}), RequestRejectedError),
+        (Fault(target="start", status=403, body={"error": "Forbidden", "message": "no access"}), PermissionDeniedError),
+        (Fault(target="start", status=404, body={"error": "Not Found"}), NotFoundError),
+        (Fault(target="start", status=422, body={"error": "Unprocessable", "message": "channel"}), RequestRejectedError),
+        (Fault(target="start", status=429, body={"error": "Too Many Requests"}, headers={"Retry-After": "7"}), RateLimitedError),
+        (Fault(target="start", status=500, body={"error": "Internal", "message": "at Object.<anonymous>"}), UpstreamUnavailableError),
+        (Fault(target="start", status=400, body={"error": "invalid_request", "error_description": "bad"}), RequestRejectedError),
+        (Fault(target="start", status=502, body="<html><body>Bad gateway</body></html>"), UpstreamUnavailableError),
+        (Fault(target="start", status=201, body='{"session": {"id": '), InvalidResponseError),
+        (Fault(target="start", status=201, body={"session": {"engagementId": "x"}}), InvalidResponseError),
+        (Fault(target="start", status=201, body={"session": {"id": "../../admin"}}), InvalidResponseError),
+        (Fault(target="start", status=201, body='{"session": {"id": NaN}}'), InvalidResponseError),
+    ],
+    ids=["400", "403", "404", "422", "429", "500", "oauth-shape", "html-502", "truncated", "no-id", "bad-id", "nan"],
+)
+async def test_start_errors_mapped(sandbox: Sandbox, fault: Fault, error: type[Exception]) -> None:
+    sandbox.state.add_fault(fault)
+    client = make_client(sandbox.url)
+    try:
+        with pytest.raises(error) as info:
+            await start_example(client)
+    finally:
+        await client.aclose()
+
+    assert "at Object" not in str(info.value)
+    if isinstance(info.value, RateLimitedError):
+        assert info.value.retry_after == 7.0
+
+
+async def test_error_codes_kept_for_logs(sandbox: Sandbox) -> None:
+    sandbox.state.add_fault(
+        Fault(target="start", status=400, body={"error": "invalid_request", "error_description": "bad"})
+    )
+    client = make_client(sandbox.url)
+    try:
+        with pytest.raises(RequestRejectedError) as info:
+            await start_example(client)
+    finally:
+        await client.aclose()
+
+    assert info.value.upstream_error == "invalid_request"
+    assert info.value.status == 400
+    assert info.value.endpoint == "start"
+
+
+@pytest.mark.parametrize(
+    ("body", "running", "status"),
+    [
+        ({"workflowSessionId": "s", "isRunning": True, "status": "SUSPENDED", "currentModule": "m", "outputVariables": {}}, True, "SUSPENDED"),
+        ({"workflowSessionId": "s", "isRunning": False, "status": "CANCELLED", "currentModule": None, "outputVariables": {}}, False, "CANCELLED"),
+        ({"status": "COMPLETED"}, False, "COMPLETED"),
+        ({"status": "WAITING"}, True, "WAITING"),
+        ({"isRunning": False}, False, None),
+    ],
+    ids=["unknown-running", "unknown-finished", "missing-fields", "unknown-without-flag", "no-status"],
+)
+async def test_status_variants_accepted(
+    sandbox: Sandbox, body: dict[str, object], running: bool, status: str | None
+) -> None:
+    client = make_client(sandbox.url)
+    try:
+        session_id = await start_example(client)
+        sandbox.state.add_fault(Fault(target="status", status=200, body=body))
+        answer = await client.get_status(session_id)
+    finally:
+        await client.aclose()
+
+    assert answer.running is running
+    assert answer.status == status
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["not json", "[]", '{"isRunning": "yes", "status": 3}', "{}", '{"status": "RUNNING", "outputVariables": []}'],
+    ids=["text", "array", "wrong-types", "empty", "outputs-not-object"],
+)
+async def test_malformed_status_rejected(sandbox: Sandbox, body: str) -> None:
+    client = make_client(sandbox.url)
+    try:
+        session_id = await start_example(client)
+        sandbox.state.add_fault(Fault(target="status", status=200, body=body))
+        with pytest.raises(InvalidResponseError):
+            await client.get_status(session_id)
+    finally:
+        await client.aclose()
+
+
+async def test_oversized_body_rejected(sandbox: Sandbox) -> None:
+    client = make_client(sandbox.url)
+    try:
+        session_id = await start_example(client)
+        sandbox.state.add_fault(Fault(target="status", status=200, body='{"status": "' + "x" * 2_000_000 + '"}'))
+        with pytest.raises(InvalidResponseError) as info:
+            await client.get_status(session_id)
+    finally:
+        await client.aclose()
+
+    assert "larger than" in str(info.value)
+
+
+async def test_unreachable_host_unavailable() -> None:
+    state = SandboxState(CLIENT_ID, PLANTED_SECRET, time_scale=FAST)
+    async with running_sandbox(state) as url:
+        pass  # the port is free again once the sandbox has stopped
+    client = make_client(url)
+    try:
+        with pytest.raises(UpstreamUnavailableError):
+            await start_example(client)
+    finally:
+        await client.aclose()
