@@ -1,9 +1,9 @@
 """OAuth 2.0 client-credentials tokens for the Infinity API.
 
-authlib's async client speaks the grant; this module adds what a server that
-makes many concurrent calls needs on top: a cached token reused until shortly
-before it expires, a single token request however many calls need one at
-once, and invalidation after a 401 so that exactly one refresh follows.
+authlib's async client performs the grant. This module adds what a server
+with many concurrent calls needs on top of it. It reuses a cached token until
+shortly before it expires, sends a single token request however many calls
+need one at once, and forgets a token after a 401 so that one refresh follows.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .redaction import Redactor
 
 logger = logging.getLogger(__name__)
 
-# Keycloak answers a bad client with these codes (400 or 401, depending on the realm).
+# Keycloak returns these codes for a bad client, with HTTP 400 or 401 depending on the realm.
 _CREDENTIAL_ERRORS = frozenset({"invalid_client", "unauthorized_client", "invalid_grant", "invalid_scope"})
 
 
@@ -126,7 +126,7 @@ class TokenProvider:
                 f"The token endpoint rejected the client credentials ({code})", endpoint="token", upstream_error=code
             )
         return AuthenticationError(
-            f"The token endpoint refused the request ({self._redactor.scrub_text(code)[:64]})",
+            f"The token endpoint rejected the request ({self._redactor.scrub_text(code)[:64]})",
             endpoint="token",
             upstream_error=code,
         )

@@ -1,8 +1,8 @@
 """Typed async client for Infinity's two Workflow Sessions endpoints.
 
 It tolerates every variant Avaya's documents show: a start answered with 201
-and a nested `session` or with 200 and a flat object, status values nobody
-listed, missing optional fields, and error bodies in both the workflow shape
+and a nested `session` or with 200 and a flat object, status values no document
+lists, missing optional fields, and error bodies in both the workflow shape
 `{"error", "message"}` and the OAuth shape `{"error", "error_description"}`.
 Upstream error bodies are parsed for the log and never passed on raw.
 """

@@ -4,7 +4,7 @@
     ├── ConfigurationError          settings are missing or invalid
     ├── InvalidInputError           a tool argument failed the sanitizer
     ├── SessionNotFoundError        a handle is tampered, expired, foreign or unknown upstream
-    └── UpstreamError               Infinity answered with an error, or not at all
+    └── UpstreamError               Infinity returned an error, or no response
         ├── AuthenticationError     the token endpoint rejected the credentials, or a 401 persisted
         ├── PermissionDeniedError   403: the client may not run this workflow
         ├── NotFoundError           404: no such workflow or version
@@ -42,7 +42,8 @@ class InvalidInputError(AvayaWorkflowsError):
         self.field = field
         self.problem = problem
         self.fix = fix
-        super().__init__(f"Invalid argument {field!r}: {problem}. {fix}")
+        # Callers build `field` from names and ASCII-escaped keys, so it is printed as it is.
+        super().__init__(f"Invalid argument '{field}': {problem}. {fix}")
 
 
 class SessionNotFoundError(AvayaWorkflowsError):
@@ -60,7 +61,7 @@ class SessionNotFoundError(AvayaWorkflowsError):
 
 
 class UpstreamError(AvayaWorkflowsError):
-    """Infinity answered with an error, or could not be reached."""
+    """Infinity returned an error, or could not be reached."""
 
     public_message = (
         "The Avaya Infinity API returned an error. Try again later or ask the operator to check the server log."
@@ -133,7 +134,7 @@ class RateLimitedError(UpstreamError):
 
 
 class UpstreamUnavailableError(UpstreamError):
-    public_message = "Avaya Infinity is unavailable or did not answer in time. Try again in a moment."
+    public_message = "Avaya Infinity is unavailable or did not respond in time. Try again in a moment."
 
 
 class InvalidResponseError(UpstreamError):

@@ -13,6 +13,7 @@ handle, so a caller learns nothing from the failure.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 import logging
@@ -31,7 +32,7 @@ _FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class SessionRef:
-    """What a handle seals: the upstream session, its workflow and its owner."""
+    """Sealed content of a handle: the upstream session, its workflow and its owner."""
 
     upstream_id: str
     workflow_id: str
@@ -89,6 +90,14 @@ class HandleCodec:
             raise SessionNotFoundError()
         body = handle[len(HANDLE_PREFIX) :]
         token = (body + "=" * (-len(body) % 4)).encode()
+        # Base64 ignores the spare low bits of the last character, so several spellings decode alike.
+        # Accept only the canonical one, so that every changed character is a different, invalid handle.
+        try:
+            canonical = base64.urlsafe_b64encode(base64.urlsafe_b64decode(token)).rstrip(b"=")
+        except ValueError:
+            raise SessionNotFoundError() from None
+        if canonical != body.encode():
+            raise SessionNotFoundError()
         current = int(time.time() if now is None else now)
         try:
             payload = json.loads(self._fernet.decrypt_at_time(token, self._ttl, current))

@@ -1,4 +1,4 @@
-"""Who is calling: the principal that session handles are bound to.
+"""The caller's principal, which session handles are bound to.
 
 Over stdio the server serves exactly one local user, the one who launched it,
 so every call gets the same local principal and a handle minted for another

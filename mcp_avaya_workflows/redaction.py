@@ -22,11 +22,11 @@ from urllib.parse import quote, quote_plus
 
 REDACTED = "[redacted]"
 
-_BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{6,}")
+_BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)([A-Za-z0-9._~+/=-]{6,})")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 
 # 13 to 19 digits, optionally grouped by single spaces or dashes, as card numbers are written.
-_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+_CARD = re.compile(r"(?<![A-Za-z0-9-])\d(?:[ -]?\d){12,18}(?![A-Za-z0-9-])")
 _SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
 _EMAIL = re.compile(r"\b([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)\b")
@@ -82,7 +82,8 @@ SENSITIVE_COMPOUNDS = (
 # Values under these names are never partly revealed.
 _NEVER_REVEAL = frozenset({"cvv", "cvv2", "cvc", "pin", "password", "passwd", "pwd", "passcode", "otp", "securitycode"})
 
-_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+# Splits on separators, on lower-to-upper case changes, and before the last capital of an acronym (PINCode).
+_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -132,7 +133,7 @@ class Redactor:
         pattern = self._pattern
         if pattern is not None:
             text = pattern.sub(REDACTED, text)
-        text = _BEARER.sub(lambda match: f"{match.group(1)}{match.group(2)}{REDACTED}", text)
+        text = _BEARER.sub(_redact_credential, text)
         return _JWT.sub(REDACTED, text)
 
     def scrub(self, value: Any) -> Any:
@@ -174,7 +175,25 @@ class Redactor:
             if masked != value:
                 masked_names.append(path)
             return masked
+        if isinstance(value, int) and not isinstance(value, bool) and _is_card_number(str(value)):
+            # A workflow may return a card number as a JSON number.
+            masked_names.append(path)
+            return f"[card, ends {str(value)[-4:]}]"
         return value
+
+
+def _redact_credential(match: re.Match[str]) -> str:
+    credential = match.group(3)
+    # A credential has a digit, a symbol or mixed case, unlike prose such as "the Basic plan".
+    has_symbol = any(char.isdigit() or char in "._~+/=-" for char in credential)
+    mixed_case = credential.lower() != credential and credential.upper() != credential
+    if not (has_symbol or mixed_case):
+        return match.group(0)
+    return f"{match.group(1)}{match.group(2)}{REDACTED}"
+
+
+def _is_card_number(digits: str) -> bool:
+    return 13 <= len(digits) <= 19 and luhn_valid(digits)
 
 
 def mask_by_key(name: str, value: Any) -> str:
@@ -200,7 +219,7 @@ def mask_patterns(text: str) -> str:
 
 def _mask_card(match: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", match.group(0))
-    if not luhn_valid(digits):
+    if not _is_card_number(digits):
         return match.group(0)
     return f"[card, ends {digits[-4:]}]"
 

@@ -11,6 +11,7 @@ Every failure raises `InvalidInputError` naming the field, the problem and the f
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import unicodedata
@@ -98,7 +99,7 @@ def _explain_id_mismatch(value: str, pattern: re.Pattern[str]) -> str:
             return f"contains an invisible character {describe_char(char)} at position {position}"
         if not char.isascii():
             return f"contains the non-ASCII character {describe_char(char)} at position {position}"
-    return f"is {len(value)} characters long or does not have the expected format"
+    return f"does not have the expected format (length {len(value)})"
 
 
 def check_version(value: object) -> str:
@@ -234,15 +235,18 @@ def _check_tree(path: str, value: object, depth: int, limits: Limits, budget: _B
         raise InvalidInputError(path, f"is nested deeper than {limits.max_data_depth} levels", "Flatten the structure")
     if isinstance(value, Mapping):
         budget.bytes += 2
-        return {
-            check_key(path, key): _check_tree(f"{path}.{key}", item, depth + 1, limits, budget)
-            for key, item in value.items()
-        }
+        cleaned: dict[str, Any] = {}
+        for key, item in value.items():
+            name = check_key(path, key)
+            # Each member costs its quoted key, a colon and a comma in the JSON sent upstream.
+            budget.bytes += len(name.encode()) + 4
+            cleaned[name] = _check_tree(f"{path}.{name}", item, depth + 1, limits, budget)
+        return cleaned
     if isinstance(value, list):
         budget.bytes += 2
         return [_check_tree(f"{path}[{index}]", item, depth + 1, limits, budget) for index, item in enumerate(value)]
     scalar = _check_scalar(path, value, limits)
-    budget.bytes += len(str(scalar)) + 4
+    budget.bytes += len(json.dumps(scalar, ensure_ascii=False).encode()) + 1
     return scalar
 
 

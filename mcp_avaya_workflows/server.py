@@ -53,7 +53,7 @@ class EmbeddedSandbox:
 
 @dataclass
 class AppState:
-    """What the lifespan yields to every request."""
+    """Per-server state that the lifespan yields to every request."""
 
     service: WorkflowService
     infinity_url: str
@@ -164,8 +164,8 @@ def _reader(text: str) -> Callable[[], str]:
 class RedactionMiddleware:
     """Scrub credentials from every result and protocol error the server sends.
 
-    Tools already redact what they build; this is the last line, so a secret
-    that slips into any result, resource or error message is still removed.
+    Tools already redact what they build. This middleware is the last line of
+    defense, so a secret that slips into any result or error is still removed.
     """
 
     def __init__(self, redactor: Redactor) -> None:

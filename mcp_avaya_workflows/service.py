@@ -2,7 +2,7 @@
 
 The data path of every call: sanitizer, then the Infinity client (with its
 OAuth token), then redaction of what comes back, then the result model.
-Nothing here knows about MCP, so tests can drive it directly.
+Nothing here depends on MCP, so tests can drive it directly.
 """
 
 from __future__ import annotations
@@ -85,9 +85,9 @@ class WorkflowService:
         try:
             upstream = await self._client.get_status(ref.upstream_id)
         except NotFoundError:
-            # The handle was valid, but Infinity no longer knows the session.
+            # The handle was valid, but Infinity no longer has the session.
             raise SessionNotFoundError() from None
-        # Avaya asks callers to hide its session IDs; a workflow could echo one into its output.
+        # Avaya's rules for callers say to hide its session IDs, and a workflow could echo one.
         outputs = replace_text(upstream.output_variables, ref.upstream_id, "[session id]")
         masked = self._redactor.mask_variables(outputs)
         running = upstream.running

@@ -1,7 +1,7 @@
 """MCP tool definitions: names, input schemas, annotations and error mapping.
 
 Tool functions accept loosely typed arguments on purpose. The published input
-schema tells the model what to send, and the sanitizer checks what actually
+schema describes what to send, and the sanitizer checks what actually
 arrived, so a wrong type gets the sanitizer's message naming the field and
 the fix instead of a pydantic dump that would echo the caller's values.
 """

@@ -20,7 +20,7 @@ from mcp_avaya_workflows.settings import Settings
 
 CLIENT_ID = "test-client"
 # A planted secret: tests prove it never appears in any output, error or log line.
-PLANTED_SECRET = "planted-Secret-7c1f9e2a4b"  # noqa: S105
+PLANTED_SECRET = "planted-Secret-7c1f9e2a4b"
 # Sandbox durations are multiplied by this, so a 0.6 s module takes 6 ms.
 FAST = 0.01
 ERAS = ["legacy", "2026-07-28"]

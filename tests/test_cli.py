@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from typing import Any
@@ -24,7 +25,11 @@ SANDBOX_SERVER = StdioServerParameters(
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {key: value for key, value in os.environ.items() if not key.startswith(("AVAYA_WORKFLOWS_", "INFINITY_", "CLIENT_"))}
+    clean = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AVAYA_WORKFLOWS_", "INFINITY_", "CLIENT_"))
+    }
     return subprocess.run(
         [sys.executable, "-m", "mcp_avaya_workflows", *args],
         capture_output=True,
@@ -45,11 +50,13 @@ async def test_stdio_sandbox_end_to_end(era: str, negotiated: str) -> None:
         resources = {str(resource.uri) for resource in (await client.list_resources()).resources}
         started = await client.call_tool(START_TOOL, {"workflow_id": EXAMPLE_WORKFLOW, "variables": EXAMPLE_VARIABLES})
         assert started.structured_content is not None
+        seen = [started.model_dump_json()]
         final: dict[str, Any] = {}
         with anyio.fail_after(20):
             while not final.get("terminal"):
                 result = await client.call_tool(STATUS_TOOL, {"session_id": started.structured_content["session_id"]})
                 assert result.structured_content is not None
+                seen.append(result.model_dump_json())
                 final = result.structured_content
                 await anyio.sleep(0.05)
 
@@ -58,6 +65,9 @@ async def test_stdio_sandbox_end_to_end(era: str, negotiated: str) -> None:
     assert final["status"] == "COMPLETED"
     assert "4111 1111 1111 1111" not in json.dumps(final)
     assert "cardNumber" in final["masked_variables"]
+    # The sandbox's session IDs are "028d" and 22 hex digits, and its engagement IDs are UUIDs.
+    assert not any(re.search(r"028d[0-9a-f]{22}", text) for text in seen)
+    assert not any(re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", text) for text in seen)
 
 
 def test_demo_prints_masked_completion() -> None:
@@ -104,7 +114,7 @@ def test_version_and_help() -> None:
 
 
 def test_sandbox_refuses_public_host() -> None:
-    result = run_cli("sandbox", "--host", "0.0.0.0", "--port", "0")
+    result = run_cli("sandbox", "--host", "0.0.0.0", "--port", "0")  # noqa: S104 - the bind must be rejected
 
     assert result.returncode == 2
     assert "loopback" in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import signal
 import subprocess
@@ -164,9 +165,7 @@ async def test_token_accepts_basic_auth(client: httpx2.AsyncClient) -> None:
         (DEFAULT_CLIENT_ID, None),
     ],
 )
-async def test_token_bad_credentials_401(
-    client: httpx2.AsyncClient, client_id: str, secret: str | None
-) -> None:
+async def test_token_bad_credentials_401(client: httpx2.AsyncClient, client_id: str, secret: str | None) -> None:
     form = {"grant_type": "client_credentials", "client_id": client_id}
     if secret is not None:
         form["client_secret"] = secret
@@ -267,9 +266,7 @@ async def test_start_omit_optional(client: httpx2.AsyncClient) -> None:
 @pytest.mark.anyio
 async def test_start_named_version(client: httpx2.AsyncClient) -> None:
     token = await fetch_token(client)
-    response = await client.post(
-        SESSIONS_PATH, json={"workflowId": PAYMENT, "version": "2"}, headers=bearer(token)
-    )
+    response = await client.post(SESSIONS_PATH, json={"workflowId": PAYMENT, "version": "2"}, headers=bearer(token))
     assert response.status_code == 201
 
 
@@ -327,7 +324,9 @@ async def test_status_progresses_to_completed(client: httpx2.AsyncClient) -> Non
     assert running, "the first poll should find the session running"
     assert all(status["status"] == "RUNNING" for status in running)
     assert all(status["currentModule"].startswith("mod_") for status in running)
-    assert running[0]["outputVariables"] == {}
+    # Each finished module only adds variables, so every poll's outputs contain the previous poll's.
+    for earlier, later in itertools.pairwise(seen):
+        assert earlier["outputVariables"].items() <= later["outputVariables"].items()
     assert final["status"] == "COMPLETED"
     assert final["currentModule"] is None
     outputs = final["outputVariables"]
@@ -551,9 +550,7 @@ async def test_restricted_workflow_403(client: httpx2.AsyncClient) -> None:
 @pytest.mark.anyio
 async def test_fault_503_once_then_normal(client: httpx2.AsyncClient, state: SandboxState) -> None:
     token = await fetch_token(client)
-    state.add_fault(
-        Fault(target="start", status=503, body={"error": "Service Unavailable", "message": "down"})
-    )
+    state.add_fault(Fault(target="start", status=503, body={"error": "Service Unavailable", "message": "down"}))
 
     first = await client.post(SESSIONS_PATH, json={"workflowId": SUPPORT}, headers=bearer(token))
     second = await client.post(SESSIONS_PATH, json={"workflowId": SUPPORT}, headers=bearer(token))
@@ -583,9 +580,7 @@ async def test_fault_raw_string_body(client: httpx2.AsyncClient, state: SandboxS
 
 @pytest.mark.anyio
 async def test_fault_429_gets_retry_after(client: httpx2.AsyncClient, state: SandboxState) -> None:
-    state.add_fault(
-        Fault(target="any", status=429, body={"error": "Too Many Requests", "message": "slow down"})
-    )
+    state.add_fault(Fault(target="any", status=429, body={"error": "Too Many Requests", "message": "slow down"}))
     response = await client.post(TOKEN_PATH, data={"grant_type": "client_credentials"})
     assert response.status_code == 429
     assert response.headers["retry-after"] == "1"
@@ -642,9 +637,7 @@ async def test_invalid_fault_over_http_400(client: httpx2.AsyncClient, fault: An
 
 
 def test_fault_from_json_builds_fault() -> None:
-    fault = fault_from_json(
-        {"target": "status", "status": 500, "headers": {"X-Trace": "1"}, "workflow_id": SUPPORT}
-    )
+    fault = fault_from_json({"target": "status", "status": 500, "headers": {"X-Trace": "1"}, "workflow_id": SUPPORT})
     assert fault == Fault(target="status", status=500, headers={"X-Trace": "1"}, workflow_id=SUPPORT)
 
 
@@ -774,3 +767,24 @@ def test_serve_forever_keeps_stdout_clean() -> None:
         process.wait()
     assert stdout == ""
     assert process.returncode == 0
+
+
+def test_outputs_follow_scripted_clock() -> None:
+    """With a controlled clock, outputs are empty during the first module and grow as modules finish."""
+    now = [100.0]
+    state = SandboxState(clock=lambda: now[0])
+    session = state.start_session(state.workflows[PAYMENT], "current", {"user_id": "u-1"}, {}, "sandbox-client", "e")
+
+    first = state.session_status(session)
+    now[0] += 0.7
+    second = state.session_status(session)
+    now[0] += 10.0
+    final = state.session_status(session)
+
+    assert first.is_running
+    assert first.output_variables == {}
+    assert first.current_module == "mod_lookupCustomer_001"
+    assert second.current_module == "mod_checkPayment_002"
+    assert second.output_variables["userId"] == "u-1"
+    assert not final.is_running
+    assert final.current_module is None

@@ -68,7 +68,9 @@ def test_explicit_token_url_kept(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_dotenv_file_read(tmp_path: object) -> None:
     from pathlib import Path
 
-    Path(".env").write_text("INFINITY_URL=https://core.acme.ec.avayacloud.com\nCLIENT_ID=from-file\nCLIENT_SECRET=x1234\n")
+    Path(".env").write_text(
+        "INFINITY_URL=https://core.acme.ec.avayacloud.com\nCLIENT_ID=from-file\nCLIENT_SECRET=x1234\n"
+    )
 
     settings = load_settings()
 

@@ -54,11 +54,22 @@ async def test_tools_listed_with_schemas(client: Client) -> None:
     assert status_tool.input_schema["required"] == ["session_id"]
     assert start_tool.output_schema is not None
     assert set(start_tool.output_schema["properties"]) == {
-        "session_id", "workflow_id", "workflow_name", "status", "is_running", "terminal",
+        "session_id",
+        "workflow_id",
+        "workflow_name",
+        "status",
+        "is_running",
+        "terminal",
     }
     assert status_tool.output_schema is not None
     assert set(status_tool.output_schema["properties"]) == {
-        "session_id", "status", "is_running", "terminal", "current_module", "output_variables", "masked_variables",
+        "session_id",
+        "status",
+        "is_running",
+        "terminal",
+        "current_module",
+        "output_variables",
+        "masked_variables",
     }
 
 
@@ -256,7 +267,9 @@ async def test_planted_secret_never_leaks(client: Client, sandbox: Sandbox, log_
     for status in await follow(client, started["session_id"]):
         outputs.append(json.dumps(status))
     sandbox.state.revoke_tokens()
-    sandbox.state.add_fault(Fault(target="token", status=401, body={"error": "invalid_client", "error_description": PLANTED_SECRET}))
+    sandbox.state.add_fault(
+        Fault(target="token", status=401, body={"error": "invalid_client", "error_description": PLANTED_SECRET})
+    )
     failed = await client.call_tool(START_TOOL, {"workflow_id": EXAMPLE_WORKFLOW})
     outputs.append(text_of(failed))
     bad = await client.call_tool(START_TOOL, {"workflow_id": PLANTED_SECRET + "/x"})

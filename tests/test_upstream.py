@@ -214,13 +214,28 @@ async def test_both_status_paths(sandbox: Sandbox, suffix: str) -> None:
 @pytest.mark.parametrize(
     ("fault", "error"),
     [
-        (Fault(target="start", status=400, body={"error": "Bad Request", "message": "workflowId is required"}), RequestRejectedError),
+        (
+            Fault(target="start", status=400, body={"error": "Bad Request", "message": "workflowId is required"}),
+            RequestRejectedError,
+        ),
         (Fault(target="start", status=403, body={"error": "Forbidden", "message": "no access"}), PermissionDeniedError),
         (Fault(target="start", status=404, body={"error": "Not Found"}), NotFoundError),
-        (Fault(target="start", status=422, body={"error": "Unprocessable", "message": "channel"}), RequestRejectedError),
-        (Fault(target="start", status=429, body={"error": "Too Many Requests"}, headers={"Retry-After": "7"}), RateLimitedError),
-        (Fault(target="start", status=500, body={"error": "Internal", "message": "at Object.<anonymous>"}), UpstreamUnavailableError),
-        (Fault(target="start", status=400, body={"error": "invalid_request", "error_description": "bad"}), RequestRejectedError),
+        (
+            Fault(target="start", status=422, body={"error": "Unprocessable", "message": "channel"}),
+            RequestRejectedError,
+        ),
+        (
+            Fault(target="start", status=429, body={"error": "Too Many Requests"}, headers={"Retry-After": "7"}),
+            RateLimitedError,
+        ),
+        (
+            Fault(target="start", status=500, body={"error": "Internal", "message": "at Object.<anonymous>"}),
+            UpstreamUnavailableError,
+        ),
+        (
+            Fault(target="start", status=400, body={"error": "invalid_request", "error_description": "bad"}),
+            RequestRejectedError,
+        ),
         (Fault(target="start", status=502, body="<html><body>Bad gateway</body></html>"), UpstreamUnavailableError),
         (Fault(target="start", status=201, body='{"session": {"id": '), InvalidResponseError),
         (Fault(target="start", status=201, body={"session": {"engagementId": "x"}}), InvalidResponseError),
@@ -262,8 +277,28 @@ async def test_error_codes_kept_for_logs(sandbox: Sandbox) -> None:
 @pytest.mark.parametrize(
     ("body", "running", "status"),
     [
-        ({"workflowSessionId": "s", "isRunning": True, "status": "SUSPENDED", "currentModule": "m", "outputVariables": {}}, True, "SUSPENDED"),
-        ({"workflowSessionId": "s", "isRunning": False, "status": "CANCELLED", "currentModule": None, "outputVariables": {}}, False, "CANCELLED"),
+        (
+            {
+                "workflowSessionId": "s",
+                "isRunning": True,
+                "status": "SUSPENDED",
+                "currentModule": "m",
+                "outputVariables": {},
+            },
+            True,
+            "SUSPENDED",
+        ),
+        (
+            {
+                "workflowSessionId": "s",
+                "isRunning": False,
+                "status": "CANCELLED",
+                "currentModule": None,
+                "outputVariables": {},
+            },
+            False,
+            "CANCELLED",
+        ),
         ({"status": "COMPLETED"}, False, "COMPLETED"),
         ({"status": "WAITING"}, True, "WAITING"),
         ({"isRunning": False}, False, None),

@@ -55,9 +55,7 @@ def fault_from_json(data: object) -> Fault:
     known = {item.name for item in fields(Fault)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(
-            f"unknown fault fields: {', '.join(unknown)}; known fields: {', '.join(sorted(known))}"
-        )
+        raise ValueError(f"unknown fault fields: {', '.join(unknown)}; known fields: {', '.join(sorted(known))}")
     _check_types(data)
     return Fault(**data)
 

@@ -37,9 +37,7 @@ class ApiError(Exception):
 class OAuthError(Exception):
     """An error response of the token endpoint in RFC 6749 form: `error` and `error_description`."""
 
-    def __init__(
-        self, status: int, error: str, description: str, headers: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, status: int, error: str, description: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(description)
         self.status = status
         self.error = error

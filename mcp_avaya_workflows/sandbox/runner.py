@@ -125,9 +125,7 @@ def serve_sandbox_forever(
         asyncio.run(_serve_until_stopped(state, host, port, on_ready or _announce))
 
 
-async def _serve_until_stopped(
-    state: SandboxState, host: str, port: int, on_ready: Callable[[str], None]
-) -> None:
+async def _serve_until_stopped(state: SandboxState, host: str, port: int, on_ready: Callable[[str], None]) -> None:
     server = uvicorn.Server(_build_config(state, host, port))
     task = asyncio.create_task(_serve(server))
     on_ready(await _wait_until_started(server, task))

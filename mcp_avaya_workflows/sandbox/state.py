@@ -99,9 +99,7 @@ class SandboxState:
         self.client_secret = client_secret
         self.time_scale = time_scale
         self.token_type = token_type
-        self.workflows: Mapping[str, WorkflowScript] = dict(
-            load_workflows() if workflows is None else workflows
-        )
+        self.workflows: Mapping[str, WorkflowScript] = dict(load_workflows() if workflows is None else workflows)
         self.tokens = TokenIssuer(token_ttl_seconds)
         self._clients = _build_client_table(client_id, client_secret, extra_clients)
         self._clock = clock
@@ -225,9 +223,7 @@ class SandboxState:
                 return candidate
 
 
-def _build_client_table(
-    client_id: str, client_secret: str, extra_clients: Mapping[str, str] | None
-) -> dict[str, str]:
+def _build_client_table(client_id: str, client_secret: str, extra_clients: Mapping[str, str] | None) -> dict[str, str]:
     if not client_id:
         raise ValueError("client_id must not be empty")
     clients = {client_id: client_secret}

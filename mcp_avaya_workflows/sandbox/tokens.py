@@ -70,9 +70,7 @@ class TokenIssuer:
         """Return the claims of a valid token; raise InvalidTokenError naming the reason otherwise."""
         try:
             token = jwt.decode(value, self._key, algorithms=[ALGORITHM])
-            registry = jwt.JWTClaimsRegistry(
-                exp={"essential": True}, jti={"essential": True}, azp={"essential": True}
-            )
+            registry = jwt.JWTClaimsRegistry(exp={"essential": True}, jti={"essential": True}, azp={"essential": True})
             registry.validate(token.claims)
         except JoseError as exc:
             raise InvalidTokenError(f"access token rejected: {exc.description or exc.error}") from exc

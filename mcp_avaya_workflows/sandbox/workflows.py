@@ -128,9 +128,7 @@ def _index_by_id(scripts: list[WorkflowScript], source: str) -> dict[str, Workfl
     return indexed
 
 
-def compute_status(
-    script: WorkflowScript, variables: Mapping[str, Any], elapsed_seconds: float
-) -> SessionStatus:
+def compute_status(script: WorkflowScript, variables: Mapping[str, Any], elapsed_seconds: float) -> SessionStatus:
     """Compute the status of a session after `elapsed_seconds` of scripted time.
 
     Modules run back to back; a module's outputs appear once it has finished. A `never_finishes`
