@@ -109,16 +109,19 @@ def _run_sandbox(host: str, port: int, client_id: str, client_secret: str | None
     redactor = Redactor()
     configure_logging(redactor)
     state = SandboxState(client_id=client_id, client_secret=secret, time_scale=time_scale)
-    # The operator needs these to configure a server against this sandbox, so print them once.
-    print(
-        f"Infinity sandbox on http://{host}:{port}\n"
-        f"  AVAYA_WORKFLOWS_INFINITY_URL=http://{host}:{port}\n"
-        f"  AVAYA_WORKFLOWS_CLIENT_ID={client_id}\n"
-        f"  AVAYA_WORKFLOWS_CLIENT_SECRET={secret}",
-        file=sys.stderr,
-        flush=True,
-    )
+
+    def announce(url: str) -> None:
+        # The operator needs these to point a server at this sandbox, so they are printed once, to stderr.
+        print(
+            f"Infinity sandbox listening on {url}\n"
+            f"  AVAYA_WORKFLOWS_INFINITY_URL={url}\n"
+            f"  AVAYA_WORKFLOWS_CLIENT_ID={client_id}\n"
+            f"  AVAYA_WORKFLOWS_CLIENT_SECRET={secret}",
+            file=sys.stderr,
+            flush=True,
+        )
+
     try:
-        serve_sandbox_forever(state, host, port)
+        serve_sandbox_forever(state, host, port, on_ready=announce)
     except ValueError as exc:
         raise ConfigurationError([str(exc)]) from None

@@ -12,6 +12,7 @@ import pytest
 from cryptography.fernet import Fernet
 from mcp import Client
 
+from mcp_avaya_workflows.demo import EXAMPLE_WORKFLOW_ID
 from mcp_avaya_workflows.logs import RedactingFormatter
 from mcp_avaya_workflows.redaction import Redactor
 from mcp_avaya_workflows.sandbox import SandboxState, running_sandbox
@@ -24,15 +25,7 @@ PLANTED_SECRET = "planted-Secret-7c1f9e2a4b"
 # Sandbox durations are multiplied by this, so a 0.6 s module takes 6 ms.
 FAST = 0.01
 ERAS = ["legacy", "2026-07-28"]
-EXAMPLE_WORKFLOW = "025d010819f98dbc75776be9666"
-EXAMPLE_VARIABLES = {
-    "page": "payment_failed",
-    "amount": "$80,988.00",
-    "transaction_id": "TXN-2024-001234",
-    "error": "Card declined",
-    "user_id": "user_12345",
-    "account": "premium",
-}
+EXAMPLE_WORKFLOW = EXAMPLE_WORKFLOW_ID
 
 
 @pytest.fixture

@@ -14,9 +14,10 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from mcp_avaya_workflows import __version__
+from mcp_avaya_workflows.demo import EXAMPLE_VARIABLES
 from mcp_avaya_workflows.tools import START_TOOL, STATUS_TOOL
 
-from .conftest import EXAMPLE_VARIABLES, EXAMPLE_WORKFLOW
+from .conftest import EXAMPLE_WORKFLOW
 
 SANDBOX_SERVER = StdioServerParameters(
     command=sys.executable,

@@ -7,6 +7,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
+from mcp_avaya_workflows.demo import EXAMPLE_VARIABLES
 from mcp_avaya_workflows.redaction import REDACTED, Redactor, luhn_valid, mask_patterns, replace_text
 
 SECRET = "planted-Secret-7c1f9e2a4b"
@@ -489,14 +490,7 @@ def test_look_alike_values_kept(redactor: Redactor, value: str) -> None:
 
 
 def test_documented_example_variables_kept(redactor: Redactor) -> None:
-    variables = {
-        "page": "payment_failed",
-        "amount": "$80,988.00",
-        "transaction_id": "TXN-2024-001234",
-        "error": "Card declined",
-        "user_id": "user_12345",
-        "account": "premium",
-    }
+    variables = dict(EXAMPLE_VARIABLES)
 
     masked = redactor.mask_variables(variables)
 

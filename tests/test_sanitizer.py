@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from mcp_avaya_workflows.demo import EXAMPLE_VARIABLES
 from mcp_avaya_workflows.errors import InvalidInputError
 from mcp_avaya_workflows.sanitizer import (
     HANDLE_FIX,
@@ -243,14 +244,7 @@ def test_variables_accept_scalars(value: object) -> None:
 
 
 def test_variables_accept_documented_example() -> None:
-    variables = {
-        "page": "payment_failed",
-        "amount": "$80,988.00",
-        "transaction_id": "TXN-2024-001234",
-        "error": "Card declined",
-        "user_id": "user_12345",
-        "account": "premium",
-    }
+    variables = dict(EXAMPLE_VARIABLES)
 
     assert check_variables(variables) == variables
 

@@ -11,9 +11,10 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 
+from mcp_avaya_workflows.demo import EXAMPLE_VARIABLES
 from mcp_avaya_workflows.tools import START_TOOL, STATUS_TOOL
 
-from .conftest import EXAMPLE_VARIABLES, EXAMPLE_WORKFLOW, PLANTED_SECRET, Sandbox
+from .conftest import EXAMPLE_WORKFLOW, PLANTED_SECRET, Sandbox
 
 pytestmark = pytest.mark.anyio
 
@@ -284,3 +285,55 @@ async def test_planted_secret_never_leaks(client: Client, sandbox: Sandbox, log_
     # Every access token is a JWT, and JWTs start with the base64 of '{"'.
     assert "eyJ" not in logged
     assert all("eyJ" not in output for output in outputs)
+
+
+async def test_echoed_credentials_scrubbed(client: Client, sandbox: Sandbox) -> None:
+    from mcp_avaya_workflows.sandbox import Fault
+
+    started = await start(client)
+    echoed = {
+        "isRunning": False,
+        "status": "COMPLETED",
+        "currentModule": None,
+        "outputVariables": {"debug": f"client_secret={PLANTED_SECRET}", "header": "Authorization: Bearer abc.def-123"},
+    }
+    sandbox.state.add_fault(Fault(target="status", status=200, body=echoed))
+
+    result = await client.call_tool(STATUS_TOOL, {"session_id": started["session_id"]})
+
+    assert result.structured_content is not None
+    outputs = result.structured_content["output_variables"]
+    assert outputs["debug"] == "client_secret=[redacted]"
+    assert outputs["header"] == "Authorization: Bearer [redacted]"
+    assert PLANTED_SECRET not in text_of(result)
+    assert sorted(result.structured_content["masked_variables"]) == ["debug", "header"]
+
+
+async def test_middleware_scrubs_results_and_errors() -> None:
+    from mcp.server.context import ServerRequestContext
+    from mcp.shared.exceptions import MCPError
+
+    from mcp_avaya_workflows.redaction import Redactor
+    from mcp_avaya_workflows.server import RedactionMiddleware
+
+    redactor = Redactor()
+    redactor.add_secret(PLANTED_SECRET)
+    middleware = RedactionMiddleware(redactor)
+    context = ServerRequestContext(
+        session=None, lifespan_context=None, protocol_version="2026-07-28", method="tools/call"
+    )  # type: ignore[arg-type]
+
+    async def leaky_result(_: Any) -> CallToolResult:
+        return CallToolResult(content=[{"type": "text", "text": f"token {PLANTED_SECRET}"}])  # type: ignore[list-item]
+
+    async def leaky_error(_: Any) -> CallToolResult:
+        raise MCPError(-32603, f"failed with {PLANTED_SECRET}")
+
+    result = await middleware(context, leaky_result)
+    with pytest.raises(MCPError) as info:
+        await middleware(context, leaky_error)
+
+    assert isinstance(result, CallToolResult)
+    assert text_of(result) == "token [redacted]"
+    assert PLANTED_SECRET not in info.value.message
+    assert "[redacted]" in info.value.message

@@ -9,6 +9,7 @@ from pydantic import SecretStr
 
 from mcp_avaya_workflows.auth import TokenProvider
 from mcp_avaya_workflows.client import InfinityClient
+from mcp_avaya_workflows.demo import EXAMPLE_VARIABLES
 from mcp_avaya_workflows.errors import (
     AuthenticationError,
     InvalidResponseError,
@@ -22,7 +23,7 @@ from mcp_avaya_workflows.redaction import Redactor
 from mcp_avaya_workflows.sandbox import Fault, SandboxState, running_sandbox
 from mcp_avaya_workflows.sanitizer import StartRequest
 
-from .conftest import CLIENT_ID, EXAMPLE_VARIABLES, EXAMPLE_WORKFLOW, FAST, PLANTED_SECRET, Sandbox
+from .conftest import CLIENT_ID, EXAMPLE_WORKFLOW, FAST, PLANTED_SECRET, Sandbox
 
 pytestmark = pytest.mark.anyio
 
