@@ -3,7 +3,7 @@
 authlib's async client performs the grant. This module adds what a server
 with many concurrent calls needs on top of it. It reuses a cached token until
 shortly before it expires, sends a single token request however many calls
-need one at once, and forgets a token after a 401 so that one refresh follows.
+need one at once, and drops a token after a 401 so that one refresh follows.
 """
 
 from __future__ import annotations

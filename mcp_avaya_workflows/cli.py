@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import secrets
 import sys
 from collections.abc import Sequence
@@ -14,11 +15,38 @@ from . import __version__
 from .errors import ConfigurationError
 from .logs import configure_logging
 from .redaction import Redactor
-from .settings import load_settings
+from .settings import is_loopback_host, load_settings
 
 logger = logging.getLogger(__name__)
 
 EXIT_CONFIGURATION = 2
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port; use 1 to 65535, or 0 for any free port")
+    return port
+
+
+def _time_scale(text: str) -> float:
+    try:
+        factor = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(factor) or factor < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of 0 or more, such as 0.1")
+    return factor
+
+
+def _loopback_host(text: str) -> str:
+    # The sandbox accepts a printed client secret, so other machines must not reach it.
+    if not is_loopback_host(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a loopback address; use 127.0.0.1, ::1 or localhost")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,25 +66,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--sandbox-time-scale",
-        type=float,
+        type=_time_scale,
         default=1.0,
         metavar="FACTOR",
         help="with --sandbox, multiply workflow module durations by FACTOR (default: 1.0)",
     )
 
     sandbox = commands.add_parser("sandbox", help="run the Infinity API sandbox on its own")
-    sandbox.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default: 127.0.0.1)")
-    sandbox.add_argument("--port", type=int, default=8085, help="TCP port to listen on (default: 8085)")
+    sandbox.add_argument(
+        "--host", type=_loopback_host, default="127.0.0.1", help="loopback address to bind (default: 127.0.0.1)"
+    )
+    sandbox.add_argument(
+        "--port", type=_port, default=8085, help="TCP port to listen on, 0 for any free port (default: 8085)"
+    )
     sandbox.add_argument("--client-id", default="sandbox-client", help="client ID the token endpoint accepts")
     sandbox.add_argument(
         "--client-secret", default=None, help="client secret the token endpoint accepts (default: a random one)"
     )
-    sandbox.add_argument("--time-scale", type=float, default=1.0, help="multiply module durations by this factor")
+    sandbox.add_argument(
+        "--time-scale", type=_time_scale, default=1.0, help="multiply module durations by this factor (default: 1.0)"
+    )
 
     demo = commands.add_parser(
         "demo", help="launch the server over stdio on the sandbox, run the example workflow and print each step"
     )
-    demo.add_argument("--time-scale", type=float, default=1.0, help="multiply module durations by this factor")
+    demo.add_argument(
+        "--time-scale", type=_time_scale, default=1.0, help="multiply module durations by this factor (default: 1.0)"
+    )
     return parser
 
 
@@ -123,5 +159,7 @@ def _run_sandbox(host: str, port: int, client_id: str, client_secret: str | None
 
     try:
         serve_sandbox_forever(state, host, port, on_ready=announce)
-    except ValueError as exc:
-        raise ConfigurationError([str(exc)]) from None
+    except RuntimeError as exc:
+        # uvicorn has already logged why it could not bind, such as a port in use.
+        print(f"mcp-avaya-workflows: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -1,6 +1,6 @@
 """Typed async client for Infinity's two Workflow Sessions endpoints.
 
-It tolerates every variant Avaya's documents show: a start answered with 201
+It tolerates every variant Avaya's documents show: a start returning 201
 and a nested `session` or with 200 and a flat object, status values no document
 lists, missing optional fields, and error bodies in both the workflow shape
 `{"error", "message"}` and the OAuth shape `{"error", "error_description"}`.
@@ -127,7 +127,15 @@ class InfinityClient:
             status, content, headers = await self._send(method, path, endpoint, token, body)
         if status >= 400:
             raise self._error_for(status, content, headers, endpoint)
-        return _decode_json(content, endpoint)
+        if not 200 <= status < 300:
+            # Redirects are not followed, because they could carry the bearer token to another host.
+            raise InvalidResponseError(
+                "Infinity returned an unexpected status",
+                endpoint=endpoint,
+                status=status,
+                request_id=_request_id(headers),
+            )
+        return _decode_json(content, endpoint, status, _request_id(headers))
 
     async def _send(
         self, method: str, path: str, endpoint: str, token: str, body: Any
@@ -153,7 +161,7 @@ class InfinityClient:
 
     def _error_for(self, status: int, content: bytes, headers: httpx2.Headers, endpoint: str) -> UpstreamError:
         code, detail = _parse_error_body(content)
-        request_id = headers.get("x-request-id") or headers.get("x-correlation-id")
+        request_id = _request_id(headers)
         upstream = self._redactor.scrub_text(code)[:80] if code else None
         logger.warning(
             "infinity.error endpoint=%s status=%d error=%r detail=%r request_id=%s",
@@ -193,16 +201,23 @@ async def _read_capped(response: httpx2.Response, endpoint: str) -> bytes:
                 f"The response is larger than {MAX_RESPONSE_BYTES} bytes",
                 endpoint=endpoint,
                 status=response.status_code,
+                request_id=_request_id(response.headers),
             )
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _decode_json(content: bytes, endpoint: str) -> Any:
+def _decode_json(content: bytes, endpoint: str, status: int, request_id: str | None) -> Any:
     try:
         return json.loads(content, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
-        raise InvalidResponseError("The response body is not valid JSON", endpoint=endpoint) from None
+        raise InvalidResponseError(
+            "The response body is not valid JSON", endpoint=endpoint, status=status, request_id=request_id
+        ) from None
+
+
+def _request_id(headers: httpx2.Headers) -> str | None:
+    return headers.get("x-request-id") or headers.get("x-correlation-id")
 
 
 def _reject_constant(name: str) -> Any:

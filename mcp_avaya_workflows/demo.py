@@ -34,7 +34,12 @@ MAX_WAIT_SECONDS = 120.0
 
 def run_demo(*, time_scale: float = 1.0) -> int:
     """Run the demo and return the process exit code: 0 when the workflow completed."""
-    return anyio.run(_demo, time_scale)
+    try:
+        return anyio.run(_demo, time_scale)
+    except Exception as exc:
+        # The server logs its own error to stderr, just above this line.
+        _say(f"The demo stopped because the server exited or the connection failed ({type(exc).__name__}).")
+        return 1
 
 
 async def _demo(time_scale: float) -> int:

@@ -58,6 +58,7 @@ SENSITIVE_WORDS = frozenset(
         "credentials",
         "authorization",
         "apikey",
+        "dob",
     }
 )
 # Compounds matched inside the name with separators removed, so `account_number` and `accountNumber` agree.
@@ -77,6 +78,8 @@ SENSITIVE_COMPOUNDS = (
     "privatekey",
     "taxid",
     "dateofbirth",
+    "birthdate",
+    "taxnumber",
     "apikey",
 )
 # Values under these names are never partly revealed.
@@ -159,15 +162,28 @@ class Redactor:
     def mask_variables(self, variables: Mapping[str, Any]) -> MaskedVariables:
         """Mask sensitive output variables by key name and by value pattern, at any depth."""
         masked_names: list[str] = []
-        cleaned = {key: self._mask_entry(key, key, item, masked_names) for key, item in variables.items()}
-        return MaskedVariables(variables=cleaned, masked_names=masked_names)
+        cleaned = self._mask_mapping("", variables, masked_names)
+        # A name and its value can both be masked; report the name once.
+        return MaskedVariables(variables=cleaned, masked_names=list(dict.fromkeys(masked_names)))
+
+    def _mask_mapping(self, prefix: str, mapping: Mapping[Any, Any], masked_names: list[str]) -> dict[str, Any]:
+        cleaned: dict[str, Any] = {}
+        for key, item in mapping.items():
+            # A workflow can build a variable name from data, such as an e-mail address used as a key,
+            # so names are masked too, and reported under their masked form.
+            name = mask_patterns(self.scrub_text(str(key)))
+            path = f"{prefix}{name}"
+            if name != key:
+                masked_names.append(path)
+            cleaned[name] = self._mask_entry(path, str(key), item, masked_names)
+        return cleaned
 
     def _mask_entry(self, path: str, name: str, value: Any, masked_names: list[str]) -> Any:
         if self.is_sensitive_key(name) and value not in (None, ""):
             masked_names.append(path)
             return mask_by_key(name, value)
         if isinstance(value, Mapping):
-            return {key: self._mask_entry(f"{path}.{key}", str(key), item, masked_names) for key, item in value.items()}
+            return self._mask_mapping(f"{path}.", value, masked_names)
         if isinstance(value, list):
             return [self._mask_entry(f"{path}[{index}]", name, item, masked_names) for index, item in enumerate(value)]
         if isinstance(value, str):

@@ -70,9 +70,12 @@ def is_invisible(char: str) -> bool:
     return char in _BIDI_CONTROLS or unicodedata.category(char) == "Cf"
 
 
+_CONTROL_NAMES = {"\t": "TAB", "\n": "LINE FEED", "\r": "CARRIAGE RETURN", "\x00": "NULL", "\x7f": "DELETE"}
+
+
 def describe_char(char: str) -> str:
     """Name a character for an error message without printing it raw."""
-    name = unicodedata.name(char, "unnamed character")
+    name = _CONTROL_NAMES.get(char) or unicodedata.name(char, "control character")
     return f"U+{ord(char):04X} ({name})"
 
 
@@ -88,8 +91,9 @@ def check_id(field_name: str, value: object, *, pattern: re.Pattern[str] = ID_PA
 
 
 def _explain_id_mismatch(value: str, pattern: re.Pattern[str]) -> str:
+    allowed, max_length = _CHARSETS.get(pattern, (None, None))
     if ".." in value:
-        return "contains '..', which could traverse the API path"
+        return "contains '..', which is not allowed"
     for position, char in enumerate(value):
         if char in "/\\%":
             return f"contains {char!r} at position {position}, which could change the API path"
@@ -99,7 +103,19 @@ def _explain_id_mismatch(value: str, pattern: re.Pattern[str]) -> str:
             return f"contains an invisible character {describe_char(char)} at position {position}"
         if not char.isascii():
             return f"contains the non-ASCII character {describe_char(char)} at position {position}"
-    return f"does not have the expected format (length {len(value)})"
+        if allowed is not None and not allowed.fullmatch(char):
+            return f"contains {char!r} at position {position}, which is not allowed"
+    if max_length is not None and len(value) > max_length:
+        return f"is {len(value)} characters long; the limit is {max_length}"
+    return "does not have the expected format"
+
+
+# The characters each pattern allows, and its maximum length, for error messages.
+_CHARSETS: dict[re.Pattern[str], tuple[re.Pattern[str], int]] = {
+    ID_PATTERN: (re.compile(r"[A-Za-z0-9_-]"), 64),
+    VERSION_PATTERN: (re.compile(r"[A-Za-z0-9._-]"), 32),
+    HANDLE_PATTERN: (re.compile(r"[A-Za-z0-9_-]"), 4 + 1024),
+}
 
 
 def check_version(value: object) -> str:
@@ -117,6 +133,13 @@ def check_handle(value: object) -> str:
 
 def clean_text(field_name: str, value: str, limits: Limits) -> str:
     """Normalize free text to NFC and strip invisible and control characters; keep tab and newlines."""
+    # Reject far-oversized text before normalizing it, because NFC of megabytes takes seconds.
+    if len(value) > 4 * limits.max_string_length:
+        raise InvalidInputError(
+            field_name,
+            f"is {len(value)} characters long; the limit is {limits.max_string_length}",
+            "Shorten the text, or pass a reference such as an ID instead of the whole document",
+        )
     text = unicodedata.normalize("NFC", value)
     text = "".join(
         char for char in text if char in "\t\n\r" or not (is_invisible(char) or unicodedata.category(char) == "Cc")
@@ -133,7 +156,7 @@ def clean_text(field_name: str, value: str, limits: Limits) -> str:
 def check_number(field_name: str, value: int | float) -> int | float:
     """Reject NaN, infinities and integers that JavaScript cannot represent exactly."""
     if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidInputError(field_name, f"is {value!r}, which JSON cannot represent", "Send a finite number")
+        raise InvalidInputError(field_name, "is NaN or infinite, which JSON cannot represent", "Send a finite number")
     if isinstance(value, int) and abs(value) > MAX_SAFE_INTEGER:
         raise InvalidInputError(
             field_name,
@@ -160,11 +183,16 @@ def check_key(field_name: str, key: object, *, pattern: re.Pattern[str] | None =
             "Use 1 to 64 ASCII letters, digits or '_', starting with a letter or '_', "
             "so the workflow can read it as {{variables.name}}",
         )
-    if len(key) > 128 or any(is_invisible(char) or unicodedata.category(char) == "Cc" for char in key):
+    if len(key) > 128:
+        raise InvalidInputError(
+            f"{field_name}[{key[:64]!a}]", f"is {len(key)} characters long; the limit is 128", "Use a shorter key"
+        )
+    hidden = next((char for char in key if is_invisible(char) or unicodedata.category(char) == "Cc"), None)
+    if hidden is not None:
         raise InvalidInputError(
             f"{field_name}[{key[:64]!a}]",
-            "is longer than 128 characters or contains invisible or control characters",
-            "Use a short, plain key",
+            f"contains the invisible character {describe_char(hidden)}",
+            "Use a plain key",
         )
     return key
 

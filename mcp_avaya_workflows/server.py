@@ -29,7 +29,7 @@ from .redaction import Redactor
 from .sanitizer import Limits
 from .service import WorkflowService
 from .settings import Settings
-from .tools import build_tools
+from .tools import ArgumentNamesMiddleware, build_tools
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def build_server(
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         tools=build_tools(_service_of),
-        middleware=[RedactionMiddleware(redactor)],
+        middleware=[RedactionMiddleware(redactor), ArgumentNamesMiddleware()],
         log_level=settings.log_level,
     )
     _add_context_resources(server)

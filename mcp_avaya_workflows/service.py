@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from .client import InfinityClient
 from .errors import NotFoundError, SessionNotFoundError
 from .handles import HandleCodec, SessionRef
-from .redaction import Redactor, replace_text
+from .redaction import Redactor, mask_patterns, replace_text
 from .sanitizer import Limits, check_handle, check_start_arguments
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class WorkflowService:
             SessionRef(upstream_id=started.id, workflow_id=request.workflow_id, principal=principal)
         )
         logger.info("workflow.started workflow_id=%s version=%s", request.workflow_id, request.version)
-        name = self._redactor.scrub_text(started.workflow_name) if started.workflow_name else None
+        name = self._clean_text(started.workflow_name, started.id)
         # Avaya runs a session as soon as it is created, and the start response has no status field.
         return StartedWorkflowSession(
             session_id=handle,
@@ -91,12 +91,19 @@ class WorkflowService:
         outputs = replace_text(upstream.output_variables, ref.upstream_id, "[session id]")
         masked = self._redactor.mask_variables(outputs)
         running = upstream.running
+        status = upstream.status or ("RUNNING" if running else "UNKNOWN")
         return WorkflowSessionStatus(
             session_id=handle,
-            status=self._redactor.scrub_text(upstream.status or ("RUNNING" if running else "UNKNOWN")),
+            status=self._clean_text(status, ref.upstream_id) or status,
             is_running=running,
             terminal=not running,
-            current_module=self._redactor.scrub_text(upstream.current_module) if upstream.current_module else None,
+            current_module=self._clean_text(upstream.current_module, ref.upstream_id),
             output_variables=masked.variables,
             masked_variables=masked.masked_names,
         )
+
+    def _clean_text(self, text: str | None, upstream_id: str) -> str | None:
+        """Redact a free-text field from Infinity: credentials, the upstream session ID and personal data."""
+        if text is None:
+            return None
+        return mask_patterns(self._redactor.scrub_text(text.replace(upstream_id, "[session id]")))

@@ -3,21 +3,25 @@
 Each setting has a project name with the `AVAYA_WORKFLOWS_` prefix. The three
 that Avaya's own Infinity MCP client uses (`INFINITY_URL`, `CLIENT_ID`,
 `CLIENT_SECRET`) are accepted as well, so an existing configuration works
-unchanged; the prefixed name wins when both are set.
+unchanged. The prefixed name wins when both are set.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+from cryptography.fernet import Fernet
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigurationError
 
 PREFIX = "AVAYA_WORKFLOWS_"
+# The names Avaya's own Infinity MCP client reads.
+AVAYA_NAMES = frozenset({"INFINITY_URL", "CLIENT_ID", "CLIENT_SECRET"})
 
 # Keycloak realm path under the tenant host, as Avaya's authentication guide derives it.
 TOKEN_PATH = "/auth/realms/avaya/protocol/openid-connect/token"  # noqa: S105 - a URL path, not a secret
@@ -70,6 +74,49 @@ class Settings(BaseSettings):
         if parts.scheme == "http" and not is_loopback_host(parts.hostname):
             raise ValueError("must use https; plain http is allowed only for a loopback address")
         return value.rstrip("/")
+
+    @field_validator("client_id", "scope", mode="before")
+    @classmethod
+    def _strip_blank(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
+    @field_validator("client_secret", mode="before")
+    @classmethod
+    def _drop_blank_secret(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("handle_keys")
+    @classmethod
+    def _check_handle_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        keys = [key.strip() for key in value.get_secret_value().split(",") if key.strip()]
+        try:
+            for key in keys:
+                Fernet(key.encode())
+        except ValueError:
+            raise ValueError(
+                "each comma-separated key must be 32 url-safe base64-encoded bytes; generate one with "
+                "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`"
+            ) from None
+        return value if keys else None
+
+    @field_validator("sensitive_keys")
+    @classmethod
+    def _check_patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a valid regular expression ({exc})") from None
+        return value
 
     @field_validator("sensitive_keys", mode="before")
     @classmethod
@@ -129,15 +176,41 @@ def load_settings(*, require_upstream: bool = True, **overrides: Any) -> Setting
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigurationError([_describe(error) for error in exc.errors()]) from None
+        problems = [_describe(error) for error in exc.errors()]
+        if require_upstream:
+            problems = _missing_besides(exc, overrides) + problems
+        raise ConfigurationError(problems) from None
     if require_upstream:
         settings.require_upstream()
     return settings
 
 
+def _missing_besides(exc: ValidationError, overrides: dict[str, Any]) -> list[str]:
+    """List the required settings that are missing, in addition to the invalid ones in `exc`."""
+    invalid = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+    fields = {name: info for name, info in Settings.model_fields.items() if _aliases(name, info) & invalid}
+    defaults = {name: info.get_default(call_default_factory=True) for name, info in fields.items()}
+    try:
+        # Reading again with the invalid fields at their defaults shows which of the others are unset.
+        blanked = Settings(**{**overrides, **defaults})
+    except ValidationError:
+        return []
+    return [
+        _missing(name)
+        for name in ("infinity_url", "client_id", "client_secret")
+        if name not in fields and not getattr(blanked, name)
+    ]
+
+
+def _aliases(name: str, info: Any) -> set[str]:
+    choices = getattr(info.validation_alias, "choices", [])
+    return {name, *(str(choice) for choice in choices)}
+
+
 def _describe(error: Any) -> str:
     field = ".".join(str(part) for part in error["loc"]) or "settings"
-    name = field.removeprefix(PREFIX).lower()
+    name = field.removeprefix(PREFIX).upper()
+    avaya_name = f" (or {name})" if name in AVAYA_NAMES else ""
     # The input value is left out on purpose: it may be the client secret.
     message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{PREFIX}{name.upper()} is invalid: {message}."
+    return f"{PREFIX}{name}{avaya_name} is invalid: {message}."

@@ -8,17 +8,19 @@ the fix instead of a pydantic dump that would echo the caller's values.
 
 from __future__ import annotations
 
+import difflib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from .errors import InvalidInputError, SessionNotFoundError, UpstreamError
+from .errors import InvalidInputError, RateLimitedError, SessionNotFoundError, UpstreamError
 from .principal import principal_of
 from .sanitizer import HANDLE_PATTERN, ID_PATTERN, VARIABLE_NAME_PATTERN, VERSION_PATTERN
 from .service import StartedWorkflowSession, WorkflowService, WorkflowSessionStatus
@@ -133,6 +135,45 @@ def build_tools(get_service: Callable[[Context], WorkflowService]) -> list[Tool]
     return [start, status]
 
 
+ARGUMENT_NAMES = {
+    START_TOOL: frozenset(StartWorkflowSessionArguments.model_fields),
+    STATUS_TOOL: frozenset(GetWorkflowSessionStatusArguments.model_fields),
+}
+
+
+def check_argument_names(tool: str, arguments: Mapping[str, Any]) -> None:
+    """Raise `InvalidInputError` for an argument name the tool does not define."""
+    known = ARGUMENT_NAMES[tool]
+    for name in arguments:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(str(name), sorted(known), n=1)
+        hint = f"Did you mean '{close[0]}'?" if close else f"Valid arguments are {', '.join(sorted(known))}"
+        raise InvalidInputError(ascii(str(name))[1:-1][:64], f"is not an argument of {tool}", hint)
+
+
+class ArgumentNamesMiddleware:
+    """Reject tool calls with unknown argument names before the SDK drops them.
+
+    The SDK ignores arguments its schema does not name, so a misspelled `variabls`
+    would start a workflow without its variables. A start cannot be undone, so a
+    typo gets an error the model can correct instead.
+    """
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        params = ctx.params
+        if ctx.method == "tools/call" and isinstance(params, Mapping):
+            tool, arguments = params.get("name"), params.get("arguments")
+            if tool in ARGUMENT_NAMES and isinstance(arguments, Mapping):
+                try:
+                    check_argument_names(tool, arguments)
+                except InvalidInputError as exc:
+                    logger.info("tool.rejected_arguments tool=%s field=%r", tool, exc.field)
+                    text = f"Error executing tool {tool}: {exc}"
+                    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+        return await call_next(ctx)
+
+
 def _input_schema(model: type[BaseModel]) -> dict[str, Any]:
     schema = model.model_json_schema()
     schema.pop("title", None)
@@ -153,4 +194,7 @@ async def _run(tool: str, operation: Awaitable[_ResultT]) -> _ResultT:
     except UpstreamError as exc:
         # The log keeps the endpoint, status and request ID; the model gets only the safe summary.
         logger.warning("tool.upstream_error tool=%s error=%s request_id=%s", tool, exc, exc.request_id)
-        raise ToolError(exc.public_message) from None
+        message = exc.public_message
+        if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
+            message += f" Infinity asked to wait {exc.retry_after:.0f} seconds."
+        raise ToolError(message) from None

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -119,3 +120,63 @@ def test_sandbox_refuses_public_host() -> None:
 
     assert result.returncode == 2
     assert "loopback" in result.stderr
+
+
+def test_invalid_handle_key_exits_2() -> None:
+    result = run_cli("serve", "--sandbox", env={"AVAYA_WORKFLOWS_HANDLE_KEYS": "not-a-fernet-key-42"})
+
+    assert result.returncode == 2
+    assert "AVAYA_WORKFLOWS_HANDLE_KEYS is invalid" in result.stderr
+    assert "not-a-fernet-key-42" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["sandbox", "--port", "70000"], "is not a TCP port"),
+        (["sandbox", "--port", "http"], "is not a port number"),
+        (["sandbox", "--time-scale", "-1"], "must be a finite number of 0 or more"),
+        (["serve", "--sandbox", "--sandbox-time-scale", "nan"], "must be a finite number of 0 or more"),
+        (["demo", "--time-scale", "fast"], "is not a number"),
+    ],
+    ids=["port-range", "port-text", "negative-scale", "nan-scale", "text-scale"],
+)
+def test_bad_option_values_exit_2(arguments: list[str], message: str) -> None:
+    result = run_cli(*arguments)
+
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_sandbox_port_in_use_reported() -> None:
+    import socket
+
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        result = run_cli("sandbox", "--port", str(blocker.getsockname()[1]))
+
+    assert result.returncode == 1
+    assert "address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_reports_server_failure(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("AVAYA_WORKFLOWS_HANDLE_TTL=5\n")
+
+    result = subprocess.run(
+        [sys.executable, "-m", "mcp_avaya_workflows", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert "AVAYA_WORKFLOWS_HANDLE_TTL is invalid" in result.stderr
+    assert "The demo stopped" in result.stdout
+    assert "Traceback" not in result.stderr + result.stdout

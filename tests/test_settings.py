@@ -127,3 +127,49 @@ def test_sensitive_keys_split(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AVAYA_WORKFLOWS_SENSITIVE_KEYS", "member_id, loyalty")
 
     assert load_settings(require_upstream=False).sensitive_keys == ["member_id", "loyalty"]
+
+
+def test_missing_and_invalid_reported_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INFINITY_URL", "http://core.acme.ec.avayacloud.com")
+    monkeypatch.setenv("AVAYA_WORKFLOWS_HANDLE_KEYS", "not-a-key")
+    monkeypatch.setenv("AVAYA_WORKFLOWS_SENSITIVE_KEYS", "(unclosed")
+
+    with pytest.raises(ConfigurationError) as info:
+        load_settings()
+
+    message = str(info.value)
+    assert "AVAYA_WORKFLOWS_CLIENT_ID (or CLIENT_ID) is missing" in message
+    assert "AVAYA_WORKFLOWS_CLIENT_SECRET (or CLIENT_SECRET) is missing" in message
+    assert "AVAYA_WORKFLOWS_INFINITY_URL (or INFINITY_URL) is invalid" in message
+    assert "AVAYA_WORKFLOWS_HANDLE_KEYS is invalid" in message
+    assert "AVAYA_WORKFLOWS_SENSITIVE_KEYS is invalid: '(unclosed' is not a valid regular expression" in message
+    assert "not-a-key" not in message
+
+
+def test_blank_credentials_count_as_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INFINITY_URL", "https://core.acme.ec.avayacloud.com")
+    monkeypatch.setenv("CLIENT_ID", "  ")
+    monkeypatch.setenv("CLIENT_SECRET", "")
+
+    with pytest.raises(ConfigurationError) as info:
+        load_settings()
+
+    assert len(info.value.problems) == 3
+
+
+def test_log_level_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AVAYA_WORKFLOWS_LOG_LEVEL", "debug")
+
+    assert load_settings(require_upstream=False).log_level == "DEBUG"
+
+
+def test_valid_handle_keys_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptography.fernet import Fernet
+
+    keys = f"{Fernet.generate_key().decode()}, {Fernet.generate_key().decode()}"
+    monkeypatch.setenv("AVAYA_WORKFLOWS_HANDLE_KEYS", keys)
+
+    settings = load_settings(require_upstream=False)
+
+    assert settings.handle_keys is not None
+    assert settings.handle_keys.get_secret_value() == keys

@@ -337,3 +337,81 @@ async def test_middleware_scrubs_results_and_errors() -> None:
     assert text_of(result) == "token [redacted]"
     assert PLANTED_SECRET not in info.value.message
     assert "[redacted]" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "field", "hint"),
+    [
+        (START_TOOL, {"workflow_id": EXAMPLE_WORKFLOW, "variabls": {"x": 1}}, "variabls", "Did you mean 'variables'?"),
+        (START_TOOL, {"workflow_id": EXAMPLE_WORKFLOW, "session_id": "x"}, "session_id", "Valid arguments are"),
+        (STATUS_TOOL, {"session": "wfs_x"}, "session", "Did you mean 'session_id'?"),
+    ],
+    ids=["misspelled", "foreign", "status-misspelled"],
+)
+async def test_unknown_argument_rejected(
+    client: Client, sandbox: Sandbox, tool: str, arguments: dict[str, Any], field: str, hint: str
+) -> None:
+    result = await client.call_tool(tool, arguments)
+
+    assert result.is_error
+    assert f"Invalid argument '{field}': is not an argument of {tool}" in text_of(result)
+    assert hint in text_of(result)
+    assert sandbox.state.count("start") == 0
+
+
+async def test_free_text_fields_redacted(client: Client, sandbox: Sandbox) -> None:
+    from mcp_avaya_workflows.sandbox import Fault
+
+    started = await start(client)
+    status_body = {
+        "isRunning": True,
+        "status": "RUNNING",
+        "currentModule": "mod_notify for jane.doe@example.com",
+        "outputVariables": {"jane.doe@example.com": "as a key"},
+    }
+    sandbox.state.add_fault(Fault(target="status", status=200, body=status_body))
+
+    result = await client.call_tool(STATUS_TOOL, {"session_id": started["session_id"]})
+
+    status = result.structured_content
+    assert status is not None
+    assert status["current_module"] == "mod_notify for j***@example.com"
+    assert list(status["output_variables"]) == ["j***@example.com"]
+    assert "jane.doe" not in json.dumps(status)
+
+
+async def test_upstream_session_id_rewritten_everywhere(client: Client, sandbox: Sandbox) -> None:
+    from mcp_avaya_workflows.sandbox import Fault
+
+    started = await start(client)
+    await client.call_tool(STATUS_TOOL, {"session_id": started["session_id"]})
+    status_path = next(entry.path for entry in sandbox.state.requests if entry.kind == "status")
+    upstream_id = status_path.rsplit("/", 1)[-1]
+    echoed = {
+        "isRunning": True,
+        "status": f"RUNNING {upstream_id}",
+        "currentModule": f"mod_{upstream_id}",
+        "outputVariables": {"ref": upstream_id},
+    }
+    sandbox.state.add_fault(Fault(target="status", status=200, body=echoed))
+
+    result = await client.call_tool(STATUS_TOOL, {"session_id": started["session_id"]})
+
+    assert upstream_id not in text_of(result)
+    assert result.structured_content is not None
+    assert result.structured_content["status"] == "RUNNING [session id]"
+    assert result.structured_content["output_variables"]["ref"] == "[session id]"
+
+
+async def test_rate_limit_gives_wait_time(client: Client, sandbox: Sandbox) -> None:
+    from mcp_avaya_workflows.sandbox import Fault
+
+    sandbox.state.add_fault(
+        Fault(target="start", status=429, body={"error": "Too Many"}, headers={"Retry-After": "12"})
+    )
+
+    result = await client.call_tool(START_TOOL, {"workflow_id": EXAMPLE_WORKFLOW})
+
+    assert result.is_error
+    assert "rate limiting" in text_of(result)
+    assert "wait 12 seconds" in text_of(result)

@@ -360,3 +360,15 @@ async def test_unreachable_host_unavailable() -> None:
             await start_example(client)
     finally:
         await client.aclose()
+
+
+async def test_redirect_not_followed(sandbox: Sandbox) -> None:
+    sandbox.state.add_fault(Fault(target="start", status=302, body="", headers={"Location": "http://127.0.0.2/steal"}))
+    client = make_client(sandbox.url)
+    try:
+        with pytest.raises(InvalidResponseError) as info:
+            await start_example(client)
+    finally:
+        await client.aclose()
+
+    assert info.value.status == 302
