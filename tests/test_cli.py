@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
 
 from mcp_avaya_workflows import __version__
 from mcp_avaya_workflows.demo import EXAMPLE_VARIABLES
@@ -23,6 +25,7 @@ from .conftest import EXAMPLE_WORKFLOW
 SANDBOX_SERVER = StdioServerParameters(
     command=sys.executable,
     args=["-m", "mcp_avaya_workflows", "serve", "--sandbox", "--sandbox-time-scale", "0.02"],
+    env={"AVAYA_WORKFLOWS_LOG_LEVEL": "INFO"},
 )
 
 
@@ -45,31 +48,51 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(("era", "negotiated"), [("legacy", "2025-11-25"), ("auto", "2026-07-28")])
-async def test_stdio_sandbox_end_to_end(era: str, negotiated: str) -> None:
-    async with Client(SANDBOX_SERVER, mode=era) as client:
-        assert client.protocol_version == negotiated
-        tools = {tool.name for tool in (await client.list_tools()).tools}
-        resources = {str(resource.uri) for resource in (await client.list_resources()).resources}
-        started = await client.call_tool(START_TOOL, {"workflow_id": EXAMPLE_WORKFLOW, "variables": EXAMPLE_VARIABLES})
-        assert started.structured_content is not None
-        seen = [started.model_dump_json()]
-        final: dict[str, Any] = {}
-        with anyio.fail_after(20):
-            while not final.get("terminal"):
-                result = await client.call_tool(STATUS_TOOL, {"session_id": started.structured_content["session_id"]})
-                assert result.structured_content is not None
-                seen.append(result.model_dump_json())
-                final = result.structured_content
-                await anyio.sleep(0.05)
+async def test_stdio_sandbox_end_to_end(era: str, negotiated: str, tmp_path: Path) -> None:
+    """A client spawns `serve --sandbox`, runs Avaya's example to the end, and the sandbox's log confirms the call."""
+    server_log = tmp_path / "server.log"
+    with server_log.open("w") as errlog:
+        async with Client(stdio_client(SANDBOX_SERVER, errlog=errlog), mode=era) as client:
+            assert client.protocol_version == negotiated
+            tools = {tool.name for tool in (await client.list_tools()).tools}
+            resources = {str(resource.uri) for resource in (await client.list_resources()).resources}
+            started = await client.call_tool(
+                START_TOOL, {"workflow_id": EXAMPLE_WORKFLOW, "variables": EXAMPLE_VARIABLES}
+            )
+            assert started.structured_content is not None
+            seen = [started.model_dump_json()]
+            final: dict[str, Any] = {}
+            with anyio.fail_after(20):
+                while not final.get("terminal"):
+                    handle = started.structured_content["session_id"]
+                    result = await client.call_tool(STATUS_TOOL, {"session_id": handle})
+                    assert result.structured_content is not None
+                    seen.append(result.model_dump_json())
+                    final = result.structured_content
+                    await anyio.sleep(0.05)
+            recorded = await read_sandbox_log(server_log.read_text())
 
     assert tools == {START_TOOL, STATUS_TOOL}
     assert resources == {"infinity://session-context/voice", "infinity://session-context/messaging"}
     assert final["status"] == "COMPLETED"
     assert "4111 1111 1111 1111" not in json.dumps(final)
     assert "cardNumber" in final["masked_variables"]
-    # The sandbox's session IDs are "028d" and 22 hex digits, and its engagement IDs are UUIDs.
-    assert not any(re.search(r"028d[0-9a-f]{22}", text) for text in seen)
-    assert not any(re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", text) for text in seen)
+    starts = [entry for entry in recorded if entry["kind"] == "start"]
+    assert len(starts) == 1
+    assert starts[0]["body"] == {"workflowId": EXAMPLE_WORKFLOW, "version": "current", "variables": EXAMPLE_VARIABLES}
+    upstream_ids = {entry["path"].rsplit("/", 1)[-1] for entry in recorded if entry["kind"] == "status"}
+    assert len(upstream_ids) == 1
+    assert not any(upstream_id in text for upstream_id in upstream_ids for text in seen)
+
+
+async def read_sandbox_log(server_log: str) -> list[dict[str, Any]]:
+    """Read the embedded sandbox's request log, at the loopback URL the server logged when it started."""
+    match = re.search(r"sandbox.started url=(http://127\.0\.0\.1:\d+)", server_log)
+    assert match, server_log
+    async with httpx2.AsyncClient(base_url=match.group(1)) as http:
+        response = await http.get("/_sandbox/requests")
+    records: list[dict[str, Any]] = response.json()
+    return records
 
 
 def test_demo_prints_masked_completion() -> None:
