@@ -137,7 +137,7 @@ class TokenProvider:
         # Avaya's documents show both `bearer` and `Bearer`; RFC 6749 makes the type case-insensitive.
         if not isinstance(value, str) or not value or token_type.lower() != "bearer":
             raise InvalidResponseError("The token endpoint returned no bearer access token", endpoint="token")
-        self._redactor.add_secret(value)
+        self._redactor.add_secret(value, rolling=True)
         return AccessToken(value=value, expires_at=self._expiry(value, body.get("expires_in")))
 
     def _expiry(self, value: str, expires_in: object) -> float:

@@ -1,16 +1,17 @@
 """Typed async client for Infinity's two Workflow Sessions endpoints.
 
-It tolerates every variant Avaya's documents show: a start returning 201
-and a nested `session` or with 200 and a flat object, status values no document
-lists, missing optional fields, and error bodies in both the workflow shape
-`{"error", "message"}` and the OAuth shape `{"error", "error_description"}`.
-Upstream error bodies are parsed for the log and never passed on raw.
+It accepts every variant that Avaya's documents show. A start may return 201
+with a nested `session` or 200 with a flat object. Status values may be ones no
+document lists, and optional fields may be missing. Error bodies come in the
+workflow shape `{"error", "message"}` or the OAuth shape `{"error",
+"error_description"}`, and are parsed for the log but never passed on raw.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from typing import Any
 
@@ -25,19 +26,26 @@ from .errors import (
     PermissionDeniedError,
     RateLimitedError,
     RequestRejectedError,
+    StartOutcomeUnknownError,
     UpstreamError,
     UpstreamUnavailableError,
 )
-from .redaction import Redactor
+from .redaction import Redactor, mask_patterns
 from .sanitizer import ID_PATTERN, StartRequest
 
 logger = logging.getLogger(__name__)
 
 SESSIONS_PATH = "/api/workflow/v1/workflows/sessions"
 MAX_RESPONSE_BYTES = 1024 * 1024
+# Deep enough for any documented response; deeper bodies are refused before the recursive masking walks them.
+MAX_RESPONSE_DEPTH = 32
+MAX_RETRY_AFTER_SECONDS = 3600.0
 
-# Documented terminal values; any other value is passed through and `isRunning` decides.
-TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED"})
+# Values taken as finished when a response has no `isRunning`: the documented COMPLETED and FAILED, and
+# common names for other endings. Any other value is passed through, and `isRunning` decides when present.
+TERMINAL_STATUSES = frozenset(
+    {"COMPLETED", "FAILED", "CANCELLED", "CANCELED", "ABORTED", "TERMINATED", "ERROR", "EXPIRED", "TIMEOUT"}
+)
 
 
 class StartedSession(BaseModel):
@@ -100,8 +108,22 @@ class InfinityClient:
         }
         if request.data is not None:
             body["data"] = request.data
-        payload = await self._call("POST", SESSIONS_PATH, "start", body=body)
-        return _parse_started(payload)
+        try:
+            return _parse_started(await self._call("POST", SESSIONS_PATH, "start", body=body))
+        except (UpstreamUnavailableError, InvalidResponseError) as exc:
+            # Infinity has no idempotency key, so a start that may have run must not look retryable.
+            if exc.endpoint != "start" or not exc.request_sent:
+                raise
+            logger.error(
+                "infinity.start_outcome_unknown workflow_id=%s status=%s request_id=%s error=%s",
+                request.workflow_id,
+                exc.status,
+                exc.request_id,
+                exc,
+            )
+            raise StartOutcomeUnknownError(
+                exc.detail, endpoint="start", status=exc.status, request_id=exc.request_id
+            ) from None
 
     async def get_status(self, session_id: str) -> SessionStatus:
         """Return the status of an Infinity session; `session_id` must already be validated."""
@@ -121,7 +143,7 @@ class InfinityClient:
         token = await self._tokens.get_token()
         status, content, headers = await self._send(method, path, endpoint, token, body)
         if status == 401:
-            # A token can be revoked or expire early; fetch a fresh one and try exactly once more.
+            # A token can be revoked or expire early, so fetch a fresh one and send the request once more.
             self._tokens.invalidate(token)
             token = await self._tokens.get_token()
             status, content, headers = await self._send(method, path, endpoint, token, body)
@@ -146,6 +168,12 @@ class InfinityClient:
                 method, path, json=body, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}
             ) as response:
                 content = await _read_capped(response, endpoint)
+        except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:
+            raise UpstreamUnavailableError(
+                f"The connection failed before the request was sent ({type(exc).__name__})",
+                endpoint=endpoint,
+                request_sent=False,
+            ) from None
         except httpx2.TimeoutException as exc:
             raise UpstreamUnavailableError(f"The request timed out ({type(exc).__name__})", endpoint=endpoint) from None
         except httpx2.TransportError as exc:
@@ -162,13 +190,13 @@ class InfinityClient:
     def _error_for(self, status: int, content: bytes, headers: httpx2.Headers, endpoint: str) -> UpstreamError:
         code, detail = _parse_error_body(content)
         request_id = _request_id(headers)
-        upstream = self._redactor.scrub_text(code)[:80] if code else None
+        upstream = mask_patterns(self._redactor.scrub_text(code[:400]))[:80] if code else None
         logger.warning(
             "infinity.error endpoint=%s status=%d error=%r detail=%r request_id=%s",
             endpoint,
             status,
             upstream,
-            self._redactor.scrub_text(detail)[:200] if detail else None,
+            mask_patterns(self._redactor.scrub_text(detail[:2000]))[:200] if detail else None,
             request_id,
         )
         common: dict[str, Any] = {
@@ -209,11 +237,35 @@ async def _read_capped(response: httpx2.Response, endpoint: str) -> bytes:
 
 def _decode_json(content: bytes, endpoint: str, status: int, request_id: str | None) -> Any:
     try:
-        return json.loads(content, parse_constant=_reject_constant)
+        return _clean_tree(json.loads(content, parse_constant=_reject_constant), 0)
     except (ValueError, RecursionError):
         raise InvalidResponseError(
-            "The response body is not valid JSON", endpoint=endpoint, status=status, request_id=request_id
+            "The response body is not valid JSON, or nested too deeply",
+            endpoint=endpoint,
+            status=status,
+            request_id=request_id,
         ) from None
+
+
+def _clean_tree(value: Any, depth: int) -> Any:
+    """Bound the nesting depth and replace lone surrogates, which JSON allows but UTF-8 cannot encode."""
+    if depth > MAX_RESPONSE_DEPTH:
+        raise ValueError("the response is nested too deeply")
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8") if _has_surrogate(value) else value
+    if isinstance(value, dict):
+        return {_clean_tree(key, depth + 1): _clean_tree(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_clean_tree(item, depth + 1) for item in value]
+    return value
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _request_id(headers: httpx2.Headers) -> str | None:
@@ -253,6 +305,9 @@ def _parse_error_body(content: bytes) -> tuple[str | None, str | None]:
 def _retry_after(headers: httpx2.Headers) -> float | None:
     value = headers.get("retry-after")
     try:
-        return max(0.0, float(value)) if value is not None else None
+        seconds = float(value) if value is not None else None
     except ValueError:
+        return None  # an HTTP date, or garbage; the caller then gives no wait time
+    if seconds is None or not math.isfinite(seconds):
         return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)

@@ -11,7 +11,8 @@
         ├── RequestRejectedError    400 or 422: Infinity refused the request as sent
         ├── RateLimitedError        429: the tenant's quota is used up
         ├── UpstreamUnavailableError  5xx, timeout or connection failure
-        └── InvalidResponseError    the body does not match any documented shape
+        ├── InvalidResponseError    the body does not match any documented shape
+        └── StartOutcomeUnknownError  a start reached Infinity but its outcome is unknown
 
 Every message is written for the model or the operator and is safe to show:
 no exception here ever carries an access token, the client secret or a raw
@@ -75,12 +76,15 @@ class UpstreamError(AvayaWorkflowsError):
         status: int | None = None,
         request_id: str | None = None,
         upstream_error: str | None = None,
+        request_sent: bool = True,
     ) -> None:
         self.detail = detail
         self.endpoint = endpoint
         self.status = status
         self.request_id = request_id
         self.upstream_error = upstream_error
+        # False only when the connection failed before any byte of the request was sent.
+        self.request_sent = request_sent
         super().__init__(detail)
 
     def __str__(self) -> str:
@@ -111,8 +115,8 @@ class NotFoundError(UpstreamError):
 
 class RequestRejectedError(UpstreamError):
     public_message = (
-        "Avaya Infinity rejected the request. Check that the workflow is published, supports this channel "
-        "and accepts these variables."
+        "Avaya Infinity rejected the request. For a start, check that the workflow is published, supports "
+        "this channel and accepts these variables."
     )
 
 
@@ -140,4 +144,12 @@ class UpstreamUnavailableError(UpstreamError):
 class InvalidResponseError(UpstreamError):
     public_message = (
         "Avaya Infinity returned a response this server could not read. Ask the operator to check the server log."
+    )
+
+
+class StartOutcomeUnknownError(UpstreamError):
+    public_message = (
+        "The start request reached Avaya Infinity, but no usable response came back, so the workflow may or "
+        "may not have started. Do not start it again: ask the operator to look for the session in Infinity "
+        "(the server log has the time and request ID) before retrying."
     )

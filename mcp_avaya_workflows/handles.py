@@ -1,7 +1,7 @@
 """Session handles: the only session IDs the model ever sees.
 
-A handle seals Infinity's session ID, the workflow ID and the caller's
-principal with Fernet (AES-128-CBC plus HMAC-SHA256, from `cryptography`).
+A handle seals Infinity's session and engagement IDs, the workflow ID and
+the caller's principal with Fernet (AES-128-CBC plus HMAC-SHA256, from `cryptography`).
 It is stateless, so any replica that holds the key can open it, and it
 carries its own issue time, so it expires without a server-side store.
 Avaya asks callers not to expose its session, engagement or interaction IDs,
@@ -37,6 +37,7 @@ class SessionRef:
     upstream_id: str
     workflow_id: str
     principal: str
+    engagement_id: str | None = None
 
 
 class HandleCodec:
@@ -76,7 +77,13 @@ class HandleCodec:
     def seal(self, ref: SessionRef, *, now: float | None = None) -> str:
         """Return a handle for `ref`; it opens only for the same principal until the TTL passes."""
         payload = json.dumps(
-            {"v": _FORMAT_VERSION, "s": ref.upstream_id, "w": ref.workflow_id, "p": ref.principal},
+            {
+                "v": _FORMAT_VERSION,
+                "s": ref.upstream_id,
+                "w": ref.workflow_id,
+                "p": ref.principal,
+                "e": ref.engagement_id,
+            },
             separators=(",", ":"),
         ).encode()
         issued_at = int(time.time() if now is None else now)
@@ -101,7 +108,12 @@ class HandleCodec:
         current = int(time.time() if now is None else now)
         try:
             payload = json.loads(self._fernet.decrypt_at_time(token, self._ttl, current))
-            ref = SessionRef(upstream_id=payload["s"], workflow_id=payload["w"], principal=payload["p"])
+            ref = SessionRef(
+                upstream_id=payload["s"],
+                workflow_id=payload["w"],
+                principal=payload["p"],
+                engagement_id=payload.get("e"),
+            )
         except (InvalidToken, ValueError, KeyError, TypeError):
             raise SessionNotFoundError() from None
         if payload.get("v") != _FORMAT_VERSION or not hmac.compare_digest(ref.principal.encode(), principal.encode()):

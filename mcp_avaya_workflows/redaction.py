@@ -15,25 +15,32 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, quote_plus
 
 REDACTED = "[redacted]"
+# Access tokens remembered for redaction by value; older ones expired long ago.
+MAX_ROLLING_SECRETS = 16
 
-_BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)([A-Za-z0-9._~+/=-]{6,})")
-_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+# Every repetition below has an upper bound, so a long hostile string costs linear time, not quadratic.
+_BEARER = re.compile(r"(?i)\b(bearer|basic)(\s{1,8})([A-Za-z0-9._~+/=-]{6,8192})")
+_JWT = re.compile(r"(?<![A-Za-z0-9-])eyJ[A-Za-z0-9_-]{4,8192}\.[A-Za-z0-9_-]{4,8192}\.[A-Za-z0-9_-]{0,8192}")
 
-# 13 to 19 digits, optionally grouped by single spaces or dashes, as card numbers are written.
-_CARD = re.compile(r"(?<![A-Za-z0-9-])\d(?:[ -]?\d){12,18}(?![A-Za-z0-9-])")
-_SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])")
+# 13 to 19 digits, optionally grouped by single spaces, dashes or dots, as card numbers are written.
+_CARD = re.compile(r"(?<![A-Za-z0-9.-])\d(?:[ .-]?\d){12,18}(?![A-Za-z0-9-]|\.\d)")
+# US SSNs as 123-45-6789 or 123 45 6789, skipping the ranges the SSA never issues.
+_SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\d-])")
+# Nine bare digits are too common to mask alone, but not right after an SSN label.
+_LABELLED_SSN = re.compile(r"(?i)\b(ssn|social security(?: number)?)(\W{0,3})\d{9}\b")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
-_EMAIL = re.compile(r"\b([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)\b")
+_EMAIL = re.compile(r"(?<![\w.%+-])([\w%+-])[\w.%+-]{0,63}@([\w-]{1,63}(?:\.[\w-]{1,63}){1,8})\b")
 # International numbers with a leading +, or North American (NXX) NXX-XXXX forms.
 _PHONE = re.compile(
     r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"
-    r"|\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?!\w)"
+    r"|\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}|\d{3}[ .-]\d{3}[ .-]\d{4})(?!\w)"
 )
 
 # Words that mark a variable as sensitive when they appear as a whole word of its name.
@@ -82,6 +89,8 @@ SENSITIVE_COMPOUNDS = (
     "taxnumber",
     "apikey",
 )
+# Names that are sensitive when they start or end with one of these, as in `pincode` or `cardcvv`.
+_AFFIX_WORDS = ("cvv", "cvc", "ssn", "pin", "otp", "password", "passwd", "passcode", "iban")
 # Values under these names are never partly revealed.
 _NEVER_REVEAL = frozenset({"cvv", "cvv2", "cvc", "pin", "password", "passwd", "pwd", "passcode", "otp", "securitycode"})
 
@@ -118,17 +127,26 @@ class Redactor:
 
     def __init__(self, extra_key_patterns: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
+        self._rolling: deque[str] = deque(maxlen=MAX_ROLLING_SECRETS)
         self._lock = threading.Lock()
         self._pattern: re.Pattern[str] | None = None
         self._extra_keys = [re.compile(pattern, re.IGNORECASE) for pattern in extra_key_patterns]
 
-    def add_secret(self, value: str) -> None:
-        """Remember a secret so that it is stripped by value, also in its URL-encoded forms."""
+    def add_secret(self, value: str, *, rolling: bool = False) -> None:
+        """Remember a secret so that it is stripped by value, also in its URL-encoded forms.
+
+        A rolling secret, such as an access token, is forgotten once `MAX_ROLLING_SECRETS` newer ones
+        arrive, which keeps the pattern small on a server that runs for weeks.
+        """
         if len(value) < 4:
             return
         with self._lock:
-            self._secrets.update({value, quote(value, safe=""), quote_plus(value)})
-            ordered = sorted(self._secrets, key=len, reverse=True)
+            if rolling:
+                self._rolling.append(value)
+            else:
+                self._secrets.add(value)
+            forms = {form for secret in (*self._secrets, *self._rolling) for form in _encoded_forms(secret)}
+            ordered = sorted(forms, key=len, reverse=True)
             self._pattern = re.compile("|".join(re.escape(secret) for secret in ordered))
 
     def scrub_text(self, text: str) -> str:
@@ -157,6 +175,8 @@ class Redactor:
             return True
         if any(compound in joined for compound in SENSITIVE_COMPOUNDS):
             return True
+        if any(joined.startswith(word) or joined.endswith(word) for word in _AFFIX_WORDS):
+            return True
         return any(pattern.search(name) or pattern.search(joined) for pattern in self._extra_keys)
 
     def mask_variables(self, variables: Mapping[str, Any]) -> MaskedVariables:
@@ -172,6 +192,9 @@ class Redactor:
             # A workflow can build a variable name from data, such as an e-mail address used as a key,
             # so names are masked too, and reported under their masked form.
             name = mask_patterns(self.scrub_text(str(key)))
+            if name != key and name in cleaned:
+                # Two names masked alike, such as two e-mail addresses: keep both values.
+                name = f"{name} ({sum(1 for existing in cleaned if existing.startswith(name)) + 1})"
             path = f"{prefix}{name}"
             if name != key:
                 masked_names.append(path)
@@ -191,10 +214,11 @@ class Redactor:
             if masked != value:
                 masked_names.append(path)
             return masked
-        if isinstance(value, int) and not isinstance(value, bool) and _is_card_number(str(value)):
+        digits = _integer_digits(value)
+        if digits is not None and _is_card_number(digits):
             # A workflow may return a card number as a JSON number.
             masked_names.append(path)
-            return f"[card, ends {str(value)[-4:]}]"
+            return f"[card, ends {digits[-4:]}]"
         return value
 
 
@@ -206,6 +230,20 @@ def _redact_credential(match: re.Match[str]) -> str:
     if not (has_symbol or mixed_case):
         return match.group(0)
     return f"{match.group(1)}{match.group(2)}{REDACTED}"
+
+
+def _integer_digits(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(abs(value))
+    if isinstance(value, float) and value.is_integer():
+        return str(abs(int(value)))
+    return None
+
+
+def _encoded_forms(secret: str) -> set[str]:
+    return {secret, quote(secret, safe=""), quote_plus(secret)}
 
 
 def _is_card_number(digits: str) -> bool:
@@ -229,6 +267,7 @@ def mask_patterns(text: str) -> str:
     text = _CARD.sub(_mask_card, text)
     text = _IBAN.sub(lambda match: f"[IBAN, ends {match.group(0).replace(' ', '')[-4:]}]", text)
     text = _SSN.sub("[SSN]", text)
+    text = _LABELLED_SSN.sub(lambda match: f"{match.group(1)}{match.group(2)}[SSN]", text)
     text = _EMAIL.sub(lambda match: f"{match.group(1)}***@{match.group(2)}", text)
     return _PHONE.sub(_mask_phone, text)
 
@@ -248,11 +287,15 @@ def _mask_phone(match: re.Match[str]) -> str:
 
 
 def replace_text(value: Any, old: str, new: str) -> Any:
-    """Replace `old` with `new` in every string, keys included, of a JSON-like structure."""
+    """Replace `old`, in any letter case, with `new` in every string, keys included, of a JSON-like structure."""
+    return _replace_pattern(value, re.compile(re.escape(old), re.IGNORECASE), new)
+
+
+def _replace_pattern(value: Any, pattern: re.Pattern[str], new: str) -> Any:
     if isinstance(value, str):
-        return value.replace(old, new)
+        return pattern.sub(new, value)
     if isinstance(value, Mapping):
-        return {replace_text(str(key), old, new): replace_text(item, old, new) for key, item in value.items()}
+        return {pattern.sub(new, str(key)): _replace_pattern(item, pattern, new) for key, item in value.items()}
     if isinstance(value, list):
-        return [replace_text(item, old, new) for item in value]
+        return [_replace_pattern(item, pattern, new) for item in value]
     return value

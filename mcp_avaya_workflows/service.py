@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import anyio
 from pydantic import BaseModel, Field
 
 from .client import InfinityClient
@@ -64,10 +65,15 @@ class WorkflowService:
         request = check_start_arguments(workflow_id, version, variables, data, self._limits)
         started = await self._client.start_session(request)
         handle = self._handles.seal(
-            SessionRef(upstream_id=started.id, workflow_id=request.workflow_id, principal=principal)
+            SessionRef(
+                upstream_id=started.id,
+                workflow_id=request.workflow_id,
+                principal=principal,
+                engagement_id=started.engagement_id,
+            )
         )
         logger.info("workflow.started workflow_id=%s version=%s", request.workflow_id, request.version)
-        name = self._clean_text(started.workflow_name, started.id)
+        name = self._clean_text(started.workflow_name, _avaya_ids(started.id, started.engagement_id))
         # Avaya runs a session as soon as it is created, and the start response has no status field.
         return StartedWorkflowSession(
             session_id=handle,
@@ -88,22 +94,36 @@ class WorkflowService:
             # The handle was valid, but Infinity no longer has the session.
             raise SessionNotFoundError() from None
         # Avaya's rules for callers say to hide its session IDs, and a workflow could echo one.
-        outputs = replace_text(upstream.output_variables, ref.upstream_id, "[session id]")
-        masked = self._redactor.mask_variables(outputs)
+        avaya_ids = _avaya_ids(ref.upstream_id, ref.engagement_id)
+        outputs: Any = upstream.output_variables
+        for avaya_id, label in avaya_ids:
+            outputs = replace_text(outputs, avaya_id, label)
+        # Masking runs regular expressions over up to 1 MiB of text, so it runs off the event loop.
+        masked = await anyio.to_thread.run_sync(self._redactor.mask_variables, outputs)
         running = upstream.running
         status = upstream.status or ("RUNNING" if running else "UNKNOWN")
         return WorkflowSessionStatus(
             session_id=handle,
-            status=self._clean_text(status, ref.upstream_id) or status,
+            status=self._clean_text(status, avaya_ids) or status,
             is_running=running,
             terminal=not running,
-            current_module=self._clean_text(upstream.current_module, ref.upstream_id),
+            current_module=self._clean_text(upstream.current_module, avaya_ids),
             output_variables=masked.variables,
             masked_variables=masked.masked_names,
         )
 
-    def _clean_text(self, text: str | None, upstream_id: str) -> str | None:
-        """Redact a free-text field from Infinity: credentials, the upstream session ID and personal data."""
+    def _clean_text(self, text: str | None, avaya_ids: list[tuple[str, str]]) -> str | None:
+        """Redact a free-text field from Infinity: credentials, Avaya's IDs and personal data."""
         if text is None:
             return None
-        return mask_patterns(self._redactor.scrub_text(text.replace(upstream_id, "[session id]")))
+        for avaya_id, label in avaya_ids:
+            text = replace_text(text, avaya_id, label)
+        return mask_patterns(self._redactor.scrub_text(text))
+
+
+def _avaya_ids(session_id: str, engagement_id: str | None) -> list[tuple[str, str]]:
+    """Pair each Avaya ID of a session with the label that replaces it in text for the model."""
+    pairs = [(session_id, "[session id]")]
+    if engagement_id and len(engagement_id) >= 8:
+        pairs.append((engagement_id, "[engagement id]"))
+    return pairs

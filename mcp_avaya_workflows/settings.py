@@ -3,12 +3,14 @@
 Each setting has a project name with the `AVAYA_WORKFLOWS_` prefix. The three
 that Avaya's own Infinity MCP client uses (`INFINITY_URL`, `CLIENT_ID`,
 `CLIENT_SECRET`) are accepted as well, so an existing configuration works
-unchanged. The prefixed name wins when both are set.
+unchanged. Within one source the prefixed name wins, and the environment
+wins over `.env`.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -121,6 +123,12 @@ class Settings(BaseSettings):
     @field_validator("sensitive_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().startswith("["):
+            # A JSON array keeps commas inside patterns such as ^acct\d{2,4}$.
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError("is not a valid JSON array of strings") from None
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
@@ -175,6 +183,8 @@ def load_settings(*, require_upstream: bool = True, **overrides: Any) -> Setting
     """Read settings from the environment and `.env`, raising one `ConfigurationError` for all problems."""
     try:
         settings = Settings(**overrides)
+    except UnicodeDecodeError:
+        raise ConfigurationError([".env is not valid UTF-8: save it as UTF-8, or remove it."]) from None
     except ValidationError as exc:
         problems = [_describe(error) for error in exc.errors()]
         if require_upstream:

@@ -110,7 +110,8 @@ def build_tools(get_service: Callable[[Context], WorkflowService]) -> list[Tool]
         annotations=ToolAnnotations(
             title="Start workflow session",
             read_only_hint=False,
-            destructive_hint=False,
+            # A workflow may move money or message customers, so clients should confirm before a start.
+            destructive_hint=True,
             idempotent_hint=False,
             open_world_hint=True,
         ),
@@ -164,7 +165,7 @@ class ArgumentNamesMiddleware:
         params = ctx.params
         if ctx.method == "tools/call" and isinstance(params, Mapping):
             tool, arguments = params.get("name"), params.get("arguments")
-            if tool in ARGUMENT_NAMES and isinstance(arguments, Mapping):
+            if isinstance(tool, str) and tool in ARGUMENT_NAMES and isinstance(arguments, Mapping):
                 try:
                     check_argument_names(tool, arguments)
                 except InvalidInputError as exc:

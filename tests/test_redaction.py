@@ -8,7 +8,14 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from mcp_avaya_workflows.demo import EXAMPLE_VARIABLES
-from mcp_avaya_workflows.redaction import REDACTED, Redactor, luhn_valid, mask_patterns, replace_text
+from mcp_avaya_workflows.redaction import (
+    MAX_ROLLING_SECRETS,
+    REDACTED,
+    Redactor,
+    luhn_valid,
+    mask_patterns,
+    replace_text,
+)
 
 SECRET = "planted-Secret-7c1f9e2a4b"
 # Characters that URL encoding changes, so the encoded forms differ from the raw secret.
@@ -512,3 +519,63 @@ def test_replace_text_in_keys_and_values() -> None:
 
 def test_replace_text_on_plain_string() -> None:
     assert replace_text("a-b-a", "a", "x") == "x-b-x"
+
+
+def test_rolling_secrets_forgotten_oldest_first() -> None:
+    redactor = Redactor()
+    redactor.add_secret("client-secret-value")
+    tokens = [f"access-token-{index:03d}" for index in range(MAX_ROLLING_SECRETS + 4)]
+    for token in tokens:
+        redactor.add_secret(token, rolling=True)
+
+    assert redactor.scrub_text(tokens[0]) == tokens[0]
+    assert redactor.scrub_text(tokens[-1]) == "[redacted]"
+    assert redactor.scrub_text(tokens[-MAX_ROLLING_SECRETS]) == "[redacted]"
+    assert redactor.scrub_text("client-secret-value") == "[redacted]"
+
+
+@pytest.mark.parametrize("name", ["cardcvv", "pincode", "customerssn", "otpcode", "cvvcode", "userpassword"])
+def test_lowercase_compound_names_masked(redactor: Redactor, name: str) -> None:
+    masked = redactor.mask_variables({name: "123456"})
+
+    assert masked.variables[name] == "[redacted]" or masked.variables[name] == "[masked]"
+    assert "123456" not in str(masked.variables)
+    assert masked.masked_names == [name]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("SSN 123456789", "SSN [SSN]"),
+        ("social security number: 123456789", "social security number: [SSN]"),
+        ("123 45 6789", "[SSN]"),
+        ("call 908 953 6000", "call [phone, ends 00]"),
+        ("jörg.müller@example.de", "j***@example.de"),
+        ("4111.1111.1111.1111", "[card, ends 1111]"),
+    ],
+    ids=["labelled-ssn", "spelled-out-label", "spaced-ssn", "spaced-phone", "unicode-email", "dotted-card"],
+)
+def test_more_value_formats_masked(text: str, expected: str) -> None:
+    assert mask_patterns(text) == expected
+
+
+@pytest.mark.parametrize("text", ["order 123456789", "v1.2.3.4", "price 1234.56", "call 9089536000 later"])
+def test_more_look_alikes_kept(text: str) -> None:
+    assert mask_patterns(text) == text
+
+
+def test_card_number_as_float_masked(redactor: Redactor) -> None:
+    masked = redactor.mask_variables({"lookup": 4111111111111111.0})
+
+    assert masked.variables["lookup"] == "[card, ends 1111]"
+
+
+def test_colliding_masked_names_keep_both(redactor: Redactor) -> None:
+    masked = redactor.mask_variables({"ann@example.com": 1, "amy@example.com": 2})
+
+    assert masked.variables == {"a***@example.com": 1, "a***@example.com (2)": 2}
+    assert masked.masked_names == ["a***@example.com", "a***@example.com (2)"]
+
+
+def test_jwt_after_underscore_redacted(redactor: Redactor) -> None:
+    assert JWT not in redactor.scrub_text(f"token_{JWT}")

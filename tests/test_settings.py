@@ -173,3 +173,20 @@ def test_valid_handle_keys_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert settings.handle_keys is not None
     assert settings.handle_keys.get_secret_value() == keys
+
+
+def test_sensitive_keys_json_array(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AVAYA_WORKFLOWS_SENSITIVE_KEYS", '["^acct\\\\d{2,4}$", "loyalty"]')
+
+    assert load_settings(require_upstream=False).sensitive_keys == ["^acct\\d{2,4}$", "loyalty"]
+
+
+def test_dotenv_not_utf8_reported() -> None:
+    from pathlib import Path
+
+    Path(".env").write_bytes(b"CLIENT_ID=caf\xe9\n")
+
+    with pytest.raises(ConfigurationError) as info:
+        load_settings(require_upstream=False)
+
+    assert ".env is not valid UTF-8" in str(info.value)

@@ -83,6 +83,7 @@ async def test_tool_annotations_honest(client: Client) -> None:
     assert start_hints.read_only_hint is False
     assert start_hints.open_world_hint is True
     assert start_hints.idempotent_hint is False
+    assert start_hints.destructive_hint is True
     assert status_hints.read_only_hint is True
     assert status_hints.idempotent_hint is True
 
@@ -240,7 +241,8 @@ async def test_upstream_errors_are_safe(client: Client, sandbox: Sandbox) -> Non
 
     assert result.is_error
     message = text_of(result)
-    assert "unavailable" in message
+    assert "may or may not have started" in message
+    assert "Do not start it again" in message
     assert "engine.js" not in message
     assert PLANTED_SECRET not in message
 
@@ -387,20 +389,26 @@ async def test_upstream_session_id_rewritten_everywhere(client: Client, sandbox:
     await client.call_tool(STATUS_TOOL, {"session_id": started["session_id"]})
     status_path = next(entry.path for entry in sandbox.state.requests if entry.kind == "status")
     upstream_id = status_path.rsplit("/", 1)[-1]
+    session = sandbox.state.find_session(upstream_id)
+    assert session is not None
     echoed = {
         "isRunning": True,
         "status": f"RUNNING {upstream_id}",
-        "currentModule": f"mod_{upstream_id}",
-        "outputVariables": {"ref": upstream_id},
+        "currentModule": f"mod_{upstream_id.upper()}",
+        "outputVariables": {"ref": upstream_id, "engagement": session.engagement_id.upper()},
     }
     sandbox.state.add_fault(Fault(target="status", status=200, body=echoed))
 
     result = await client.call_tool(STATUS_TOOL, {"session_id": started["session_id"]})
 
-    assert upstream_id not in text_of(result)
+    text = text_of(result).lower()
+    assert upstream_id not in text
+    assert session.engagement_id not in text
     assert result.structured_content is not None
     assert result.structured_content["status"] == "RUNNING [session id]"
+    assert result.structured_content["current_module"] == "mod_[session id]"
     assert result.structured_content["output_variables"]["ref"] == "[session id]"
+    assert result.structured_content["output_variables"]["engagement"] == "[engagement id]"
 
 
 async def test_rate_limit_gives_wait_time(client: Client, sandbox: Sandbox) -> None:

@@ -17,6 +17,7 @@ from mcp_avaya_workflows.errors import (
     PermissionDeniedError,
     RateLimitedError,
     RequestRejectedError,
+    StartOutcomeUnknownError,
     UpstreamUnavailableError,
 )
 from mcp_avaya_workflows.redaction import Redactor
@@ -231,17 +232,17 @@ async def test_both_status_paths(sandbox: Sandbox, suffix: str) -> None:
         ),
         (
             Fault(target="start", status=500, body={"error": "Internal", "message": "at Object.<anonymous>"}),
-            UpstreamUnavailableError,
+            StartOutcomeUnknownError,
         ),
         (
             Fault(target="start", status=400, body={"error": "invalid_request", "error_description": "bad"}),
             RequestRejectedError,
         ),
-        (Fault(target="start", status=502, body="<html><body>Bad gateway</body></html>"), UpstreamUnavailableError),
-        (Fault(target="start", status=201, body='{"session": {"id": '), InvalidResponseError),
-        (Fault(target="start", status=201, body={"session": {"engagementId": "x"}}), InvalidResponseError),
-        (Fault(target="start", status=201, body={"session": {"id": "../../admin"}}), InvalidResponseError),
-        (Fault(target="start", status=201, body='{"session": {"id": NaN}}'), InvalidResponseError),
+        (Fault(target="start", status=502, body="<html><body>Bad gateway</body></html>"), StartOutcomeUnknownError),
+        (Fault(target="start", status=201, body='{"session": {"id": '), StartOutcomeUnknownError),
+        (Fault(target="start", status=201, body={"session": {"engagementId": "x"}}), StartOutcomeUnknownError),
+        (Fault(target="start", status=201, body={"session": {"id": "../../admin"}}), StartOutcomeUnknownError),
+        (Fault(target="start", status=201, body='{"session": {"id": NaN}}'), StartOutcomeUnknownError),
     ],
     ids=["400", "403", "404", "422", "429", "500", "oauth-shape", "html-502", "truncated", "no-id", "bad-id", "nan"],
 )
@@ -303,8 +304,9 @@ async def test_error_codes_kept_for_logs(sandbox: Sandbox) -> None:
         ({"status": "COMPLETED"}, False, "COMPLETED"),
         ({"status": "WAITING"}, True, "WAITING"),
         ({"isRunning": False}, False, None),
+        ({"status": "CANCELLED"}, False, "CANCELLED"),
     ],
-    ids=["unknown-running", "unknown-finished", "missing-fields", "unknown-without-flag", "no-status"],
+    ids=["unknown-running", "unknown-finished", "missing-fields", "unknown-without-flag", "no-status", "cancelled"],
 )
 async def test_status_variants_accepted(
     sandbox: Sandbox, body: dict[str, object], running: bool, status: str | None
@@ -366,9 +368,99 @@ async def test_redirect_not_followed(sandbox: Sandbox) -> None:
     sandbox.state.add_fault(Fault(target="start", status=302, body="", headers={"Location": "http://127.0.0.2/steal"}))
     client = make_client(sandbox.url)
     try:
-        with pytest.raises(InvalidResponseError) as info:
+        with pytest.raises(StartOutcomeUnknownError) as info:
             await start_example(client)
     finally:
         await client.aclose()
 
     assert info.value.status == 302
+
+
+async def test_start_timeout_not_retried(sandbox: Sandbox) -> None:
+    sandbox.state.add_fault(Fault(target="start", status=None, delay_seconds=1.0))
+    client = InfinityClient(
+        base_url=sandbox.url,
+        tokens=make_tokens(sandbox.url),
+        redactor=Redactor(),
+        timeout=httpx2.Timeout(0.3),
+    )
+    try:
+        with pytest.raises(StartOutcomeUnknownError) as info:
+            await start_example(client)
+    finally:
+        await client.aclose()
+
+    assert "timed out" in str(info.value)
+    with anyio.fail_after(5):
+        # The sandbox records the request once its delayed response is written.
+        while sandbox.state.count("start") < 1:  # noqa: ASYNC110 - polls another thread's log
+            await anyio.sleep(0.05)
+    assert sandbox.state.count("start") == 1
+
+
+async def test_refused_connection_means_not_sent() -> None:
+    state = SandboxState(CLIENT_ID, PLANTED_SECRET, time_scale=FAST)
+    async with running_sandbox(state) as url:
+        tokens = make_tokens(url)
+        await tokens.get_token()
+    # The token is cached, so only the start itself meets the closed port.
+    client = InfinityClient(base_url=url, tokens=tokens, redactor=Redactor(), timeout=TIMEOUT)
+    try:
+        with pytest.raises(UpstreamUnavailableError) as info:
+            await start_example(client)
+    finally:
+        await client.aclose()
+
+    assert not isinstance(info.value, StartOutcomeUnknownError)
+    assert info.value.request_sent is False
+
+
+async def test_deep_status_rejected(sandbox: Sandbox) -> None:
+    nested: dict[str, object] = {"leaf": 1}
+    for _ in range(40):
+        nested = {"next": nested}
+    client = make_client(sandbox.url)
+    try:
+        session_id = await start_example(client)
+        sandbox.state.add_fault(
+            Fault(target="status", status=200, body={"isRunning": False, "outputVariables": nested})
+        )
+        with pytest.raises(InvalidResponseError) as info:
+            await client.get_status(session_id)
+    finally:
+        await client.aclose()
+
+    assert "nested too deeply" in str(info.value)
+
+
+async def test_lone_surrogate_replaced(sandbox: Sandbox) -> None:
+    body = '{"session": {"id": "028d0000000000000000000001", "workflowName": "Pay\\udc00ment"}}'
+    sandbox.state.add_fault(Fault(target="start", status=201, body=body))
+    client = make_client(sandbox.url)
+    try:
+        started = await client.start_session(StartRequest(EXAMPLE_WORKFLOW, "current", {}))
+    finally:
+        await client.aclose()
+
+    assert started.workflow_name is not None
+    started.workflow_name.encode("utf-8")
+    assert started.workflow_name.startswith("Pay")
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("7", 7.0), ("inf", None), ("1e40", 3600.0), ("Wed, 21 Oct 2015 07:28:00 GMT", None), ("-3", 0.0)],
+    ids=["seconds", "infinite", "huge", "http-date", "negative"],
+)
+async def test_retry_after_bounded(sandbox: Sandbox, header: str, expected: float | None) -> None:
+    sandbox.state.add_fault(
+        Fault(target="start", status=429, body={"error": "Too Many"}, headers={"Retry-After": header})
+    )
+    client = make_client(sandbox.url)
+    try:
+        with pytest.raises(RateLimitedError) as info:
+            await start_example(client)
+    finally:
+        await client.aclose()
+
+    assert info.value.retry_after == expected
