@@ -21,8 +21,15 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from pydantic import SecretStr
 
-from .errors import AuthenticationError, InvalidResponseError, UpstreamError, UpstreamUnavailableError
+from .errors import (
+    AuthenticationError,
+    InvalidResponseError,
+    RateLimitedError,
+    UpstreamError,
+    UpstreamUnavailableError,
+)
 from .redaction import Redactor
+from .response_headers import retry_after_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +46,32 @@ class AccessToken:
 
     def __repr__(self) -> str:
         return f"AccessToken(value='[redacted]', expires_at={self.expires_at})"
+
+
+# A client-credentials token response is a few kilobytes; anything far larger is not one.
+MAX_TOKEN_RESPONSE_BYTES = 64 * 1024
+
+
+def _check_token_response(response: httpx2.Response) -> httpx2.Response:
+    """Classify a token response before authlib reads it as an OAuth error or a token."""
+    if response.status_code == 429:
+        raise RateLimitedError(
+            "The token endpoint is rate limiting",
+            endpoint="token",
+            status=429,
+            retry_after=retry_after_seconds(response.headers),
+        )
+    if response.status_code >= 500:
+        raise UpstreamUnavailableError(
+            "The token endpoint returned an error", endpoint="token", status=response.status_code
+        )
+    if len(response.content) > MAX_TOKEN_RESPONSE_BYTES:
+        raise InvalidResponseError(
+            f"The token response is larger than {MAX_TOKEN_RESPONSE_BYTES} bytes",
+            endpoint="token",
+            status=response.status_code,
+        )
+    return response
 
 
 class TokenProvider:
@@ -67,6 +100,7 @@ class TokenProvider:
             token_endpoint_auth_method="client_secret_post",  # noqa: S106 - a method name, not a secret
             timeout=timeout,
         )
+        self._oauth.register_compliance_hook("access_token_response", _check_token_response)
         self._lock = anyio.Lock()
         self._token: AccessToken | None = None
 

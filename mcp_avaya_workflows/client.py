@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from typing import Any
 
@@ -31,6 +30,7 @@ from .errors import (
     UpstreamUnavailableError,
 )
 from .redaction import Redactor, mask_patterns
+from .response_headers import request_id_of, retry_after_seconds
 from .sanitizer import ID_PATTERN, StartRequest
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,6 @@ SESSIONS_PATH = "/api/workflow/v1/workflows/sessions"
 MAX_RESPONSE_BYTES = 1024 * 1024
 # Deep enough for any documented response; deeper bodies are refused before the recursive masking walks them.
 MAX_RESPONSE_DEPTH = 32
-MAX_RETRY_AFTER_SECONDS = 3600.0
 
 # Values taken as finished when a response has no `isRunning`: the documented COMPLETED and FAILED, and
 # common names for other endings. Any other value is passed through, and `isRunning` decides when present.
@@ -155,9 +154,9 @@ class InfinityClient:
                 "Infinity returned an unexpected status",
                 endpoint=endpoint,
                 status=status,
-                request_id=_request_id(headers),
+                request_id=request_id_of(headers),
             )
-        return _decode_json(content, endpoint, status, _request_id(headers))
+        return _decode_json(content, endpoint, status, request_id_of(headers))
 
     async def _send(
         self, method: str, path: str, endpoint: str, token: str, body: Any
@@ -189,7 +188,7 @@ class InfinityClient:
 
     def _error_for(self, status: int, content: bytes, headers: httpx2.Headers, endpoint: str) -> UpstreamError:
         code, detail = _parse_error_body(content)
-        request_id = _request_id(headers)
+        request_id = request_id_of(headers)
         upstream = mask_patterns(self._redactor.scrub_text(code[:400]))[:80] if code else None
         logger.warning(
             "infinity.error endpoint=%s status=%d error=%r detail=%r request_id=%s",
@@ -213,7 +212,7 @@ class InfinityClient:
         if status in (404, 410):
             return NotFoundError(summary, **common)
         if status == 429:
-            return RateLimitedError(summary, retry_after=_retry_after(headers), **common)
+            return RateLimitedError(summary, retry_after=retry_after_seconds(headers), **common)
         if status >= 500:
             return UpstreamUnavailableError(summary, **common)
         return RequestRejectedError(summary, **common)
@@ -229,7 +228,7 @@ async def _read_capped(response: httpx2.Response, endpoint: str) -> bytes:
                 f"The response is larger than {MAX_RESPONSE_BYTES} bytes",
                 endpoint=endpoint,
                 status=response.status_code,
-                request_id=_request_id(response.headers),
+                request_id=request_id_of(response.headers),
             )
         chunks.append(chunk)
     return b"".join(chunks)
@@ -268,10 +267,6 @@ def _has_surrogate(text: str) -> bool:
     return False
 
 
-def _request_id(headers: httpx2.Headers) -> str | None:
-    return headers.get("x-request-id") or headers.get("x-correlation-id")
-
-
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -300,14 +295,3 @@ def _parse_error_body(content: bytes) -> tuple[str | None, str | None]:
     code = body.get("error")
     detail = body.get("message", body.get("error_description"))
     return (str(code) if code is not None else None, str(detail) if detail is not None else None)
-
-
-def _retry_after(headers: httpx2.Headers) -> float | None:
-    value = headers.get("retry-after")
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None  # an HTTP date, or garbage; the caller then gives no wait time
-    if seconds is None or not math.isfinite(seconds):
-        return None
-    return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)

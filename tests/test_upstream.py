@@ -464,3 +464,31 @@ async def test_retry_after_bounded(sandbox: Sandbox, header: str, expected: floa
         await client.aclose()
 
     assert info.value.retry_after == expected
+
+
+async def test_token_rate_limit_not_authentication(sandbox: Sandbox) -> None:
+    sandbox.state.add_fault(
+        Fault(target="token", status=429, body={"error": "too_many_requests"}, headers={"Retry-After": "5"})
+    )
+    tokens = make_tokens(sandbox.url)
+    try:
+        with pytest.raises(RateLimitedError) as info:
+            await tokens.get_token()
+    finally:
+        await tokens.aclose()
+
+    assert info.value.endpoint == "token"
+    assert info.value.retry_after == 5.0
+
+
+async def test_oversized_token_response_rejected(sandbox: Sandbox) -> None:
+    huge = {"access_token": "x" * 200_000, "token_type": "Bearer", "expires_in": 900}
+    sandbox.state.add_fault(Fault(target="token", status=200, body=huge))
+    tokens = make_tokens(sandbox.url)
+    try:
+        with pytest.raises(InvalidResponseError) as info:
+            await tokens.get_token()
+    finally:
+        await tokens.aclose()
+
+    assert "larger than" in str(info.value)
