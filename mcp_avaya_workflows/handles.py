@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 
 HANDLE_PREFIX = "wfs_"
 _FORMAT_VERSION = 1
+KEY_FORMAT_HINT = (
+    "each comma-separated key must be 32 url-safe base64-encoded bytes; generate one with "
+    "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`"
+)
 
 
 @dataclass(frozen=True)
@@ -53,13 +57,7 @@ class HandleCodec:
         try:
             self._fernet = MultiFernet([Fernet(key.encode()) for key in keys])
         except ValueError:
-            raise ConfigurationError(
-                [
-                    "AVAYA_WORKFLOWS_HANDLE_KEYS is invalid: each comma-separated key must be 32 url-safe "
-                    "base64-encoded bytes. Generate one with "
-                    "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`."
-                ]
-            ) from None
+            raise ConfigurationError([f"AVAYA_WORKFLOWS_HANDLE_KEYS is invalid: {KEY_FORMAT_HINT}."]) from None
         self._ttl = ttl_seconds
 
     @classmethod

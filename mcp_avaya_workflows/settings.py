@@ -20,6 +20,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigurationError
+from .handles import KEY_FORMAT_HINT
 
 PREFIX = "AVAYA_WORKFLOWS_"
 # The names Avaya's own Infinity MCP client reads.
@@ -104,10 +105,7 @@ class Settings(BaseSettings):
             for key in keys:
                 Fernet(key.encode())
         except ValueError:
-            raise ValueError(
-                "each comma-separated key must be 32 url-safe base64-encoded bytes; generate one with "
-                "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`"
-            ) from None
+            raise ValueError(KEY_FORMAT_HINT) from None
         return value if keys else None
 
     @field_validator("sensitive_keys")

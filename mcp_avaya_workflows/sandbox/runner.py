@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import uvicorn
 
+from ..settings import is_loopback_host
 from .app import create_app
 from .state import SandboxState
 
@@ -26,21 +26,12 @@ def check_host(host: str, *, allow_non_loopback: bool = False) -> None:
     The sandbox accepts a well-known client secret, so it must not be reachable from other machines
     by accident.
     """
-    if allow_non_loopback or _is_loopback(host):
+    if allow_non_loopback or is_loopback_host(host):
         return
     raise ValueError(
         f"cannot bind the sandbox to {host!r} because it is not a loopback address. "
         "Use 127.0.0.1, ::1 or localhost, or pass allow_non_loopback=True to expose it on purpose."
     )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class _EmbeddedServer(uvicorn.Server):
