@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 import secrets
 import sys
@@ -16,8 +15,6 @@ from .errors import ConfigurationError
 from .logs import configure_logging
 from .redaction import Redactor
 from .settings import is_loopback_host, load_settings
-
-logger = logging.getLogger(__name__)
 
 EXIT_CONFIGURATION = 2
 

@@ -1,4 +1,4 @@
-"""Resources describing the session context a workflow sees on each channel.
+"""Resources describing the session context a workflow receives on each channel.
 
 Avaya documents the voice and messaging shapes by example only and says the
 examples do not list every field, so each schema allows additional properties.

@@ -8,7 +8,7 @@
         ├── AuthenticationError     the token endpoint rejected the credentials, or a 401 persisted
         ├── PermissionDeniedError   403: the client may not run this workflow
         ├── NotFoundError           404: no such workflow or version
-        ├── RequestRejectedError    400 or 422: Infinity refused the request as sent
+        ├── RequestRejectedError    400 or 422: Infinity rejected the request as sent
         ├── RateLimitedError        429: the tenant's quota is used up
         ├── UpstreamUnavailableError  5xx, timeout or connection failure
         ├── InvalidResponseError    the body does not match any documented shape

@@ -1,4 +1,4 @@
-"""Session handles: the only session IDs the model ever sees.
+"""Session handles: the only session IDs the model ever receives.
 
 A handle seals Infinity's session and engagement IDs, the workflow ID and
 the caller's principal with Fernet (AES-128-CBC plus HMAC-SHA256, from `cryptography`).

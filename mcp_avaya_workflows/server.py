@@ -56,7 +56,6 @@ class AppState:
     """Per-server state that the lifespan yields to every request."""
 
     service: WorkflowService
-    infinity_url: str
 
 
 def build_server(
@@ -79,10 +78,9 @@ def build_server(
                 effective = await _start_sandbox(stack, settings, embedded_sandbox)
             client = _create_client(effective, redactor)
             stack.push_async_callback(client.aclose)
-            assert effective.infinity_url is not None
             service = WorkflowService(client, handles, redactor, Limits())
             logger.info("server.started version=%s infinity_url=%s", __version__, effective.infinity_url)
-            yield AppState(service=service, infinity_url=effective.infinity_url)
+            yield AppState(service=service)
             logger.info("server.stopping")
 
     server: MCPServer[AppState] = MCPServer(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import anyio
 import httpx2
 import pytest
@@ -43,6 +45,14 @@ def make_tokens(url: str, secret: str = PLANTED_SECRET, leeway: int = 60) -> Tok
     )
 
 
+@pytest.fixture
+async def infinity(sandbox: Sandbox) -> AsyncIterator[InfinityClient]:
+    """An Infinity client for the test's sandbox, closed after the test."""
+    client = make_client(sandbox.url)
+    yield client
+    await client.aclose()
+
+
 def make_client(url: str, suffix: str = "") -> InfinityClient:
     return InfinityClient(
         base_url=url, tokens=make_tokens(url), redactor=Redactor(), timeout=TIMEOUT, status_path_suffix=suffix
@@ -54,14 +64,10 @@ async def start_example(client: InfinityClient, workflow_id: str = EXAMPLE_WORKF
     return started.id
 
 
-async def test_token_reused_across_calls(sandbox: Sandbox) -> None:
-    client = make_client(sandbox.url)
-    try:
-        session_id = await start_example(client)
-        for _ in range(10):
-            await client.get_status(session_id)
-    finally:
-        await client.aclose()
+async def test_token_reused_across_calls(sandbox: Sandbox, infinity: InfinityClient) -> None:
+    session_id = await start_example(infinity)
+    for _ in range(10):
+        await infinity.get_status(session_id)
 
     assert sandbox.state.count("token") == 1
     assert sandbox.state.count("status") == 10
@@ -101,14 +107,10 @@ async def test_expiring_token_refreshed() -> None:
     assert state.count("token") == 2
 
 
-async def test_revoked_token_refreshed_once(sandbox: Sandbox) -> None:
-    client = make_client(sandbox.url)
-    try:
-        session_id = await start_example(client)
-        sandbox.state.revoke_tokens()
-        status = await client.get_status(session_id)
-    finally:
-        await client.aclose()
+async def test_revoked_token_refreshed_once(sandbox: Sandbox, infinity: InfinityClient) -> None:
+    session_id = await start_example(infinity)
+    sandbox.state.revoke_tokens()
+    status = await infinity.get_status(session_id)
 
     assert status.workflow_session_id == session_id
     assert sandbox.state.count("token") == 2
@@ -116,15 +118,11 @@ async def test_revoked_token_refreshed_once(sandbox: Sandbox) -> None:
     assert answered == [401, 200]
 
 
-async def test_persistent_401_raises_authentication(sandbox: Sandbox) -> None:
+async def test_persistent_401_raises_authentication(sandbox: Sandbox, infinity: InfinityClient) -> None:
     sandbox.state.add_fault(Fault(target="status", status=401, body={"error": "Unauthorized"}, times=2))
-    client = make_client(sandbox.url)
-    try:
-        session_id = await start_example(client)
-        with pytest.raises(AuthenticationError):
-            await client.get_status(session_id)
-    finally:
-        await client.aclose()
+    session_id = await start_example(infinity)
+    with pytest.raises(AuthenticationError):
+        await infinity.get_status(session_id)
 
     assert sandbox.state.count("token") == 2
     assert sandbox.state.count("status") == 2
@@ -164,35 +162,23 @@ async def test_token_endpoint_down_is_unavailable(sandbox: Sandbox) -> None:
         await tokens.aclose()
 
 
-async def test_nested_start_shape(sandbox: Sandbox) -> None:
-    client = make_client(sandbox.url)
-    try:
-        started = await client.start_session(StartRequest("025d0111114ed33c55731a7cb0", "current", {}))
-    finally:
-        await client.aclose()
+async def test_nested_start_shape(sandbox: Sandbox, infinity: InfinityClient) -> None:
+    started = await infinity.start_session(StartRequest("025d0111114ed33c55731a7cb0", "current", {}))
 
     assert started.workflow_name == "Customer Support Workflow"
     assert started.engagement_id
     assert sandbox.state.requests[-1].status == 201
 
 
-async def test_flat_start_shape(sandbox: Sandbox) -> None:
-    client = make_client(sandbox.url)
-    try:
-        started = await client.start_session(StartRequest("wf_025d010627e3314fa905c5484c", "current", {}))
-    finally:
-        await client.aclose()
+async def test_flat_start_shape(sandbox: Sandbox, infinity: InfinityClient) -> None:
+    started = await infinity.start_session(StartRequest("wf_025d010627e3314fa905c5484c", "current", {}))
 
     assert started.workflow_name == "Order Status Lookup"
     assert sandbox.state.requests[-1].status == 200
 
 
-async def test_start_with_only_session_id(sandbox: Sandbox) -> None:
-    client = make_client(sandbox.url)
-    try:
-        started = await client.start_session(StartRequest("025d0113b81f05c29e7a4d61f0", "current", {}))
-    finally:
-        await client.aclose()
+async def test_start_with_only_session_id(sandbox: Sandbox, infinity: InfinityClient) -> None:
+    started = await infinity.start_session(StartRequest("025d0113b81f05c29e7a4d61f0", "current", {}))
 
     assert started.id
     assert started.workflow_name is None
@@ -246,30 +232,24 @@ async def test_both_status_paths(sandbox: Sandbox, suffix: str) -> None:
     ],
     ids=["400", "403", "404", "422", "429", "500", "oauth-shape", "html-502", "truncated", "no-id", "bad-id", "nan"],
 )
-async def test_start_errors_mapped(sandbox: Sandbox, fault: Fault, error: type[Exception]) -> None:
+async def test_start_errors_mapped(
+    sandbox: Sandbox, infinity: InfinityClient, fault: Fault, error: type[Exception]
+) -> None:
     sandbox.state.add_fault(fault)
-    client = make_client(sandbox.url)
-    try:
-        with pytest.raises(error) as info:
-            await start_example(client)
-    finally:
-        await client.aclose()
+    with pytest.raises(error) as info:
+        await start_example(infinity)
 
     assert "at Object" not in str(info.value)
     if isinstance(info.value, RateLimitedError):
         assert info.value.retry_after == 7.0
 
 
-async def test_error_codes_kept_for_logs(sandbox: Sandbox) -> None:
+async def test_error_codes_kept_for_logs(sandbox: Sandbox, infinity: InfinityClient) -> None:
     sandbox.state.add_fault(
         Fault(target="start", status=400, body={"error": "invalid_request", "error_description": "bad"})
     )
-    client = make_client(sandbox.url)
-    try:
-        with pytest.raises(RequestRejectedError) as info:
-            await start_example(client)
-    finally:
-        await client.aclose()
+    with pytest.raises(RequestRejectedError) as info:
+        await start_example(infinity)
 
     assert info.value.upstream_error == "invalid_request"
     assert info.value.status == 400
@@ -309,15 +289,11 @@ async def test_error_codes_kept_for_logs(sandbox: Sandbox) -> None:
     ids=["unknown-running", "unknown-finished", "missing-fields", "unknown-without-flag", "no-status", "cancelled"],
 )
 async def test_status_variants_accepted(
-    sandbox: Sandbox, body: dict[str, object], running: bool, status: str | None
+    sandbox: Sandbox, infinity: InfinityClient, body: dict[str, object], running: bool, status: str | None
 ) -> None:
-    client = make_client(sandbox.url)
-    try:
-        session_id = await start_example(client)
-        sandbox.state.add_fault(Fault(target="status", status=200, body=body))
-        answer = await client.get_status(session_id)
-    finally:
-        await client.aclose()
+    session_id = await start_example(infinity)
+    sandbox.state.add_fault(Fault(target="status", status=200, body=body))
+    answer = await infinity.get_status(session_id)
 
     assert answer.running is running
     assert answer.status == status
@@ -328,26 +304,18 @@ async def test_status_variants_accepted(
     ["not json", "[]", '{"isRunning": "yes", "status": 3}', "{}", '{"status": "RUNNING", "outputVariables": []}'],
     ids=["text", "array", "wrong-types", "empty", "outputs-not-object"],
 )
-async def test_malformed_status_rejected(sandbox: Sandbox, body: str) -> None:
-    client = make_client(sandbox.url)
-    try:
-        session_id = await start_example(client)
-        sandbox.state.add_fault(Fault(target="status", status=200, body=body))
-        with pytest.raises(InvalidResponseError):
-            await client.get_status(session_id)
-    finally:
-        await client.aclose()
+async def test_malformed_status_rejected(sandbox: Sandbox, infinity: InfinityClient, body: str) -> None:
+    session_id = await start_example(infinity)
+    sandbox.state.add_fault(Fault(target="status", status=200, body=body))
+    with pytest.raises(InvalidResponseError):
+        await infinity.get_status(session_id)
 
 
-async def test_oversized_body_rejected(sandbox: Sandbox) -> None:
-    client = make_client(sandbox.url)
-    try:
-        session_id = await start_example(client)
-        sandbox.state.add_fault(Fault(target="status", status=200, body='{"status": "' + "x" * 2_000_000 + '"}'))
-        with pytest.raises(InvalidResponseError) as info:
-            await client.get_status(session_id)
-    finally:
-        await client.aclose()
+async def test_oversized_body_rejected(sandbox: Sandbox, infinity: InfinityClient) -> None:
+    session_id = await start_example(infinity)
+    sandbox.state.add_fault(Fault(target="status", status=200, body='{"status": "' + "x" * 2_000_000 + '"}'))
+    with pytest.raises(InvalidResponseError) as info:
+        await infinity.get_status(session_id)
 
     assert "larger than" in str(info.value)
 
@@ -364,14 +332,10 @@ async def test_unreachable_host_unavailable() -> None:
         await client.aclose()
 
 
-async def test_redirect_not_followed(sandbox: Sandbox) -> None:
+async def test_redirect_not_followed(sandbox: Sandbox, infinity: InfinityClient) -> None:
     sandbox.state.add_fault(Fault(target="start", status=302, body="", headers={"Location": "http://127.0.0.2/steal"}))
-    client = make_client(sandbox.url)
-    try:
-        with pytest.raises(StartOutcomeUnknownError) as info:
-            await start_example(client)
-    finally:
-        await client.aclose()
+    with pytest.raises(StartOutcomeUnknownError) as info:
+        await start_example(infinity)
 
     assert info.value.status == 302
 
@@ -415,32 +379,22 @@ async def test_refused_connection_means_not_sent() -> None:
     assert info.value.request_sent is False
 
 
-async def test_deep_status_rejected(sandbox: Sandbox) -> None:
+async def test_deep_status_rejected(sandbox: Sandbox, infinity: InfinityClient) -> None:
     nested: dict[str, object] = {"leaf": 1}
     for _ in range(40):
         nested = {"next": nested}
-    client = make_client(sandbox.url)
-    try:
-        session_id = await start_example(client)
-        sandbox.state.add_fault(
-            Fault(target="status", status=200, body={"isRunning": False, "outputVariables": nested})
-        )
-        with pytest.raises(InvalidResponseError) as info:
-            await client.get_status(session_id)
-    finally:
-        await client.aclose()
+    session_id = await start_example(infinity)
+    sandbox.state.add_fault(Fault(target="status", status=200, body={"isRunning": False, "outputVariables": nested}))
+    with pytest.raises(InvalidResponseError) as info:
+        await infinity.get_status(session_id)
 
     assert "nested too deeply" in str(info.value)
 
 
-async def test_lone_surrogate_replaced(sandbox: Sandbox) -> None:
+async def test_lone_surrogate_replaced(sandbox: Sandbox, infinity: InfinityClient) -> None:
     body = '{"session": {"id": "028d0000000000000000000001", "workflowName": "Pay\\udc00ment"}}'
     sandbox.state.add_fault(Fault(target="start", status=201, body=body))
-    client = make_client(sandbox.url)
-    try:
-        started = await client.start_session(StartRequest(EXAMPLE_WORKFLOW, "current", {}))
-    finally:
-        await client.aclose()
+    started = await infinity.start_session(StartRequest(EXAMPLE_WORKFLOW, "current", {}))
 
     assert started.workflow_name is not None
     started.workflow_name.encode("utf-8")
@@ -452,16 +406,14 @@ async def test_lone_surrogate_replaced(sandbox: Sandbox) -> None:
     [("7", 7.0), ("inf", None), ("1e40", 3600.0), ("Wed, 21 Oct 2015 07:28:00 GMT", None), ("-3", 0.0)],
     ids=["seconds", "infinite", "huge", "http-date", "negative"],
 )
-async def test_retry_after_bounded(sandbox: Sandbox, header: str, expected: float | None) -> None:
+async def test_retry_after_bounded(
+    sandbox: Sandbox, infinity: InfinityClient, header: str, expected: float | None
+) -> None:
     sandbox.state.add_fault(
         Fault(target="start", status=429, body={"error": "Too Many"}, headers={"Retry-After": header})
     )
-    client = make_client(sandbox.url)
-    try:
-        with pytest.raises(RateLimitedError) as info:
-            await start_example(client)
-    finally:
-        await client.aclose()
+    with pytest.raises(RateLimitedError) as info:
+        await start_example(infinity)
 
     assert info.value.retry_after == expected
 
