@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ from .errors import (
 )
 from .redaction import Redactor
 from .response_headers import retry_after_seconds
+from .strict_json import reject_constant, reject_duplicate_keys
 
 logger = logging.getLogger(__name__)
 
@@ -179,14 +181,39 @@ class TokenProvider:
 
         The signature is not checked: the claim only schedules the refresh, and Infinity verifies the token.
         """
-        try:
-            claims = json.loads(jws.extract_compact(value.encode()).payload)
-            exp = claims.get("exp") if isinstance(claims, dict) else None
-            if isinstance(exp, int | float) and not isinstance(exp, bool):
-                return float(exp)
-        except (JoseError, ValueError, UnicodeDecodeError):
-            pass  # an opaque token: fall back to expires_in
-        if isinstance(expires_in, int | float) and not isinstance(expires_in, bool) and expires_in > 0:
-            return time.time() + float(expires_in)
+        exp = _read_exp_claim(value)
+        if exp is not None:
+            return exp
+        lifetime = _finite_seconds(expires_in)
+        if lifetime is not None and lifetime > 0:
+            return time.time() + lifetime
         # Neither exp nor expires_in: assume Avaya's usual 15 minutes.
         return time.time() + 900
+
+
+def _read_exp_claim(token: str) -> float | None:
+    """Return the token's `exp` claim, or None for an opaque token or a payload that is ambiguous or malformed.
+
+    A repeated key, NaN, an infinity or an overflowing number makes the payload unusable. A non-finite
+    expiry would never compare as expiring, so the token would be used until Infinity rejects it.
+    """
+    try:
+        claims = json.loads(
+            jws.extract_compact(token.encode()).payload,
+            object_pairs_hook=reject_duplicate_keys,
+            parse_constant=reject_constant,
+        )
+    except (JoseError, ValueError, RecursionError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return _finite_seconds(exp)
+
+
+def _finite_seconds(value: object) -> float | None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) else None

@@ -124,15 +124,23 @@ def _serve(*, sandbox: bool, time_scale: float) -> None:
 
     embedded = None
     if sandbox:
-        from .sandbox import DEFAULT_CLIENT_ID, SandboxState
+        from .sandbox import DEFAULT_CLIENT_ID, SANDBOX_CATALOG, SandboxState
         from .server import EmbeddedSandbox
 
         secret = secrets.token_urlsafe(24)
         redactor.add_secret(secret)
         state = SandboxState(DEFAULT_CLIENT_ID, secret, time_scale=time_scale)
         embedded = EmbeddedSandbox(state, DEFAULT_CLIENT_ID, SecretStr(secret))
+        if settings.catalog is None and not settings.allow_any_workflow:
+            # The sandbox's own catalog lists its demo workflows, unless the operator chose another.
+            settings = settings.model_copy(update={"catalog": SANDBOX_CATALOG})
     server = build_server(settings, redactor=redactor, embedded_sandbox=embedded)
-    server.run("stdio")
+
+    import anyio
+
+    from .stdio import run_stdio
+
+    anyio.run(run_stdio, server)
 
 
 def _run_sandbox(host: str, port: int, client_id: str, client_secret: str | None, time_scale: float) -> None:

@@ -9,7 +9,6 @@ workflow shape `{"error", "message"}` or the OAuth shape `{"error",
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -32,13 +31,17 @@ from .errors import (
 from .redaction import Redactor, mask_patterns
 from .response_headers import request_id_of, retry_after_seconds
 from .sanitizer import ID_PATTERN, StartRequest
+from .strict_json import loads_strict
 
 logger = logging.getLogger(__name__)
 
 SESSIONS_PATH = "/api/workflow/v1/workflows/sessions"
 MAX_RESPONSE_BYTES = 1024 * 1024
-# Deep enough for any documented response; deeper bodies are refused before the recursive masking walks them.
+# Deep enough for any documented response; deeper bodies are rejected before `json.loads` or the recursive
+# masking walks them.
 MAX_RESPONSE_DEPTH = 32
+# No documented field contains a longer integer, and converting thousands of digits takes quadratic time.
+MAX_RESPONSE_INTEGER_DIGITS = 64
 
 # Values taken as finished when a response has no `isRunning`: the documented COMPLETED and FAILED, and
 # common names for other endings. Any other value is passed through, and `isRunning` decides when present.
@@ -236,14 +239,18 @@ async def _read_capped(response: httpx2.Response, endpoint: str) -> bytes:
 
 def _decode_json(content: bytes, endpoint: str, status: int, request_id: str | None) -> Any:
     try:
-        return _clean_tree(json.loads(content, parse_constant=_reject_constant), 0)
-    except (ValueError, RecursionError):
+        return _clean_tree(_decode_strict(content), 0)
+    except (ValueError, RecursionError) as exc:
         raise InvalidResponseError(
-            "The response body is not valid JSON, or nested too deeply",
+            f"The response body is not valid JSON, or breaks a limit: {exc}",
             endpoint=endpoint,
             status=status,
             request_id=request_id,
         ) from None
+
+
+def _decode_strict(content: bytes) -> Any:
+    return loads_strict(content, max_depth=MAX_RESPONSE_DEPTH, max_integer_digits=MAX_RESPONSE_INTEGER_DIGITS)
 
 
 def _clean_tree(value: Any, depth: int) -> Any:
@@ -267,10 +274,6 @@ def _has_surrogate(text: str) -> bool:
     return False
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def _parse_started(payload: Any) -> StartedSession:
     """Accept both the documented `{"session": {...}}` and the flat shape one document shows."""
     session = payload.get("session") if isinstance(payload, dict) else None
@@ -287,7 +290,7 @@ def _parse_started(payload: Any) -> StartedSession:
 def _parse_error_body(content: bytes) -> tuple[str | None, str | None]:
     """Return (code, detail) from either documented error shape, or (None, None) for anything else."""
     try:
-        body = json.loads(content)
+        body = _decode_strict(content)
     except (ValueError, RecursionError):
         return None, None
     if not isinstance(body, dict):

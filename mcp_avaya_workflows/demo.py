@@ -46,7 +46,7 @@ async def _demo(time_scale: float) -> int:
     server = StdioServerParameters(
         command=sys.executable,
         args=["-m", "mcp_avaya_workflows", "serve", "--sandbox", "--sandbox-time-scale", str(time_scale)],
-        env={"AVAYA_WORKFLOWS_LOG_LEVEL": "WARNING"},
+        env={"AVAYA_WORKFLOWS_LOG_LEVEL": "WARNING", "AVAYA_WORKFLOWS_AUDIT_LOG": "off"},
     )
     _say("Launching `mcp-avaya-workflows serve --sandbox` over stdio, as an MCP client would.")
     async with Client(server) as client:

@@ -1,27 +1,43 @@
 """Strip credentials and mask sensitive data before anything leaves the server.
 
 Two jobs, applied at every exit (tool results, tool errors, resource contents,
-log records):
+log records and audit records):
 
 * `Redactor.scrub_text` removes credentials: the client secret and every access
-  token by value, and bearer or basic credentials and JWTs by pattern.
-* `Redactor.mask_variables` masks workflow output variables: by key name
-  (password, pin, card, ...) and by value pattern (Luhn-valid card numbers,
-  SSNs, IBANs, e-mail addresses, phone numbers). Masks keep what the model
-  needs, such as the last four digits of a card, and never reveal a CVV or PIN.
+  token by value (also URL-encoded, JSON-escaped and inside base64), and by
+  pattern bearer or basic credentials, JWTs, PEM private keys, credentials in
+  URLs and the token formats of common vendors (AWS, GitHub, Slack, Stripe,
+  Twilio, Google).
+* `Redactor.mask_variables` masks workflow output variables: by the catalog's
+  output policy, by key name (password, pin, card, ...) and by value pattern
+  (Luhn-valid card numbers, SSNs, IBANs, e-mail addresses, phone numbers,
+  Avaya IDs). Masks keep what the model needs, such as the last four digits
+  of a card or a type label, and never reveal a CVV or PIN.
+
+Matching runs on normalized text: JSON `\\uXXXX` escapes decoded, NFKC applied,
+invisible format characters removed and every script's digits folded to ASCII,
+so a card number split by zero-width spaces or written in fullwidth digits is
+still found.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import threading
+import unicodedata
 from collections import deque
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from .sanitizer import is_invisible
+
 REDACTED = "[redacted]"
+# Base64 forms of a known secret are matched only for secrets this long, so short ones cause no false matches.
+MIN_BASE64_SECRET_LENGTH = 12
 # Access tokens remembered for redaction by value; older ones expired long ago.
 MAX_ROLLING_SECRETS = 16
 
@@ -29,8 +45,73 @@ MAX_ROLLING_SECRETS = 16
 _BEARER = re.compile(r"(?i)\b(bearer|basic)(\s{1,8})([A-Za-z0-9._~+/=-]{6,8192})")
 _JWT = re.compile(r"(?<![A-Za-z0-9-])eyJ[A-Za-z0-9_-]{4,8192}\.[A-Za-z0-9_-]{4,8192}\.[A-Za-z0-9_-]{0,8192}")
 
-# 13 to 19 digits, optionally grouped by single spaces, dashes or dots, as card numbers are written.
-_CARD = re.compile(r"(?<![A-Za-z0-9.-])\d(?:[ .-]?\d){12,18}(?![A-Za-z0-9-]|\.\d)")
+# Token formats that vendors publish with distinctive prefixes, each replaced by a label naming its kind.
+VENDOR_TOKENS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "aws key",
+        re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16}(?![A-Z0-9])"),
+    ),
+    (
+        "github token",
+        re.compile(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9_]{36,1024}|github_pat_[A-Za-z0-9_]{22,255})"),
+    ),
+    ("slack token", re.compile(r"(?<![A-Za-z0-9-])(?:xox[abposre]|xapp)-[A-Za-z0-9-]{10,250}")),
+    ("slack webhook", re.compile(r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]{10,300}")),
+    (
+        "stripe key",
+        re.compile(r"(?<![A-Za-z0-9_])(?:(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,247}|whsec_[A-Za-z0-9]{20,100})"),
+    ),
+    ("twilio key", re.compile(r"(?<![A-Za-z0-9])(?:SK|AC)[0-9a-f]{32}(?![A-Za-z0-9])")),
+    ("google api key", re.compile(r"(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])")),
+    ("google oauth token", re.compile(r"(?<![A-Za-z0-9])ya29\.[0-9A-Za-z_-]{20,2048}")),
+)
+# Secrets that have no prefix of their own are found by the name written before them: `password=...`,
+# `"client_secret": "..."`, `aws_secret_access_key = ...`, `twilio auth token: ...`.
+_NAMED_SECRET = re.compile(
+    r"(?i)(\b(?:password|passwd|pwd|passcode|secret|client[_ -]?secret|api[_ -]?key|access[_ -]?token"
+    r"|refresh[_ -]?token|auth[_ -]?token|aws_secret_access_key|secret_access_key|private[_ -]?key)\b[\"']?\s{0,3}[=:]\s{0,3}[\"']?)"
+    r"([^\s\"'&,;<>]{4,1024})"
+)
+_PEM_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]{1,20} ){0,3}PRIVATE KEY(?: BLOCK)?-----")
+_PEM_END = re.compile(r"-----END (?:[A-Z0-9]{1,20} ){0,3}PRIVATE KEY(?: BLOCK)?-----")
+# Credentials before the host in a URL: scheme://user:password@host or scheme://token@host.
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,20}://)([^/\s@?#\"'<>]{1,256})@(?=[A-Za-z0-9\[])")
+# A query parameter whose name marks it as a credential.
+_QUERY_PARAMETER = re.compile(r"([?&;])([A-Za-z0-9_.\[\]-]{1,64})=([^&#\s\"'<>]{1,4096})")
+_URL_CREDENTIAL_NAMES = frozenset(
+    {
+        "key",
+        "sig",
+        "signature",
+        "code",
+        "auth",
+        "jwt",
+        "session",
+        "sessionid",
+        "sas",
+        "credential",
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-amz-security-token",
+        "client_secret",
+        "access_token",
+        "id_token",
+        "refresh_token",
+    }
+)
+
+# Invisible characters that are not format (Cf) characters: variation selectors, the combining grapheme
+# joiner and the Hangul fillers, which render as nothing and can hide text from a reviewer.
+_INVISIBLE_EXTRA = frozenset("\u034f\u115f\u1160\u3164\uffa0") | frozenset(chr(code) for code in range(0xFE00, 0xFE10))
+_JSON_ESCAPE = re.compile(
+    r"\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|\\u([0-9a-fA-F]{4})|\\([\"\\/bfnrt])"
+)
+_SHORT_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+# 13 to 19 digits, optionally grouped by up to three spaces, dashes or dots, as card numbers are written.
+_CARD = re.compile(r"(?<![A-Za-z0-9.-])[0-9](?:[ .-]{0,3}[0-9]){12,18}(?![A-Za-z0-9-]|\.[0-9])")
+# Avaya's generated IDs: 26 or 27 lowercase hex-like characters starting with 02, sometimes with a wf_ prefix.
+_AVAYA_ID = re.compile(r"(?<![A-Za-z0-9_-])(?:wf_)?02[0-9a-f][0-9a-z]{23,24}(?![A-Za-z0-9_-])")
 # US SSNs as 123-45-6789 or 123 45 6789, skipping the ranges the SSA never issues.
 _SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\d-])")
 # Nine bare digits are too common to mask alone, but not right after an SSN label.
@@ -68,6 +149,8 @@ SENSITIVE_WORDS = frozenset(
         "dob",
     }
 )
+# Names of variables that hold Avaya's engagement or interaction IDs, which callers must not expose.
+_AVAYA_ID_NAMES = ("engagementid", "interactionid")
 # Compounds matched inside the name with separators removed, so `account_number` and `accountNumber` agree.
 SENSITIVE_COMPOUNDS = (
     "accountnumber",
@@ -88,6 +171,7 @@ SENSITIVE_COMPOUNDS = (
     "birthdate",
     "taxnumber",
     "apikey",
+    *_AVAYA_ID_NAMES,
 )
 # Names that are sensitive when they start or end with one of these, as in `pincode` or `cardcvv`.
 _AFFIX_WORDS = ("cvv", "cvc", "ssn", "pin", "otp", "password", "passwd", "passcode", "iban")
@@ -114,12 +198,66 @@ def key_words(name: str) -> list[str]:
     return [word.lower() for word in _WORD_SPLIT.split(name) if word]
 
 
+def normalize_text(text: str) -> str:
+    """Return `text` in the form the patterns match against: JSON escapes decoded, NFKC, invisible characters removed, ASCII digits.
+
+    Tab, newline and carriage return are kept; every other control character is removed.
+    """
+    if text.isascii() and "\\" not in text:
+        return "".join(char for char in text if _printable_ascii(char)) if _has_control(text) else text
+    if "\\" in text:
+        text = _JSON_ESCAPE.sub(_decode_escape, text)
+    text = unicodedata.normalize("NFKC", text)
+    kept: list[str] = []
+    for char in text:
+        if char.isascii():
+            if _printable_ascii(char):
+                kept.append(char)
+            continue
+        if is_invisible(char) or char in _INVISIBLE_EXTRA or unicodedata.category(char) == "Cc":
+            continue
+        # Variation selectors 17 to 256 sit outside the Basic Multilingual Plane.
+        if 0xE0100 <= ord(char) <= 0xE01EF:
+            continue
+        digit = unicodedata.decimal(char, None)
+        kept.append(str(digit) if digit is not None else char)
+    return "".join(kept)
+
+
+def _has_control(text: str) -> bool:
+    return not all(_printable_ascii(char) for char in text)
+
+
+def _printable_ascii(char: str) -> bool:
+    return " " <= char < "\x7f" or char in "\t\n\r"
+
+
+def _decode_escape(match: re.Match[str]) -> str:
+    high, low, single = match.group(1), match.group(2), match.group(3)
+    if high is not None:
+        return chr(0x10000 + ((int(high, 16) - 0xD800) << 10) + (int(low, 16) - 0xDC00))
+    if single is not None:
+        code = int(single, 16)
+        # A lone surrogate cannot be encoded as UTF-8, so it becomes the replacement character.
+        return "\ufffd" if 0xD800 <= code <= 0xDFFF else chr(code)
+    return _SHORT_ESCAPES[match.group(4)]
+
+
 @dataclass(frozen=True)
 class MaskedVariables:
-    """Output variables after masking, and the dotted names of the masked ones."""
+    """Output variables after masking, the dotted names of the masked ones, and the dropped names."""
 
     variables: dict[str, Any]
     masked_names: list[str]
+    dropped_names: list[str] = field(default_factory=list)
+
+
+# The output policy of a top-level variable: `auto`, `reveal`, `mask` or `drop` (see `catalog`).
+PolicyLookup = Callable[[str], str]
+
+
+def _auto(_: str) -> str:
+    return "auto"
 
 
 class Redactor:
@@ -133,7 +271,7 @@ class Redactor:
         self._extra_keys = [re.compile(pattern, re.IGNORECASE) for pattern in extra_key_patterns]
 
     def add_secret(self, value: str, *, rolling: bool = False) -> None:
-        """Remember a secret so that it is stripped by value, also in its URL-encoded forms.
+        """Remember a secret so that it is stripped by value, also URL-encoded, JSON-escaped and in base64.
 
         A rolling secret, such as an access token, is forgotten once `MAX_ROLLING_SECRETS` newer ones
         arrive, which keeps the pattern small on a server that runs for weeks.
@@ -150,12 +288,23 @@ class Redactor:
             self._pattern = re.compile("|".join(re.escape(secret) for secret in ordered))
 
     def scrub_text(self, text: str) -> str:
-        """Remove known secrets, bearer or basic credentials and JWTs from `text`."""
+        """Remove known secrets and credentials from `text`.
+
+        Text with nothing to remove comes back unchanged. Otherwise it comes back normalized (see
+        `normalize_text`), because the match may only exist in the normalized form.
+        """
         pattern = self._pattern
+        original = text
         if pattern is not None:
             text = pattern.sub(REDACTED, text)
-        text = _BEARER.sub(_redact_credential, text)
-        return _JWT.sub(REDACTED, text)
+        normalized = normalize_text(text)
+        scrubbed = normalized
+        if pattern is not None and normalized != text:
+            scrubbed = pattern.sub(REDACTED, normalized)
+        scrubbed = _scrub_credentials(scrubbed)
+        if scrubbed == normalized and text == original:
+            return original
+        return scrubbed
 
     def scrub(self, value: Any) -> Any:
         """Apply `scrub_text` to every string, key included, in a JSON-like structure."""
@@ -166,6 +315,10 @@ class Redactor:
         if isinstance(value, list | tuple):
             return [self.scrub(item) for item in value]
         return value
+
+    def clean_output_text(self, text: str) -> str:
+        """Normalize a workflow-supplied string and remove credentials, without masking personal data."""
+        return self.scrub_text(normalize_text(text))
 
     def is_sensitive_key(self, name: str) -> bool:
         """Tell whether a variable name marks its value as sensitive."""
@@ -179,25 +332,46 @@ class Redactor:
             return True
         return any(pattern.search(name) or pattern.search(joined) for pattern in self._extra_keys)
 
-    def mask_variables(self, variables: Mapping[str, Any]) -> MaskedVariables:
-        """Mask sensitive output variables by key name and by value pattern, at any depth."""
+    def mask_variables(self, variables: Mapping[str, Any], policy: PolicyLookup = _auto) -> MaskedVariables:
+        """Mask sensitive output variables at any depth, following `policy` for each top-level name."""
         masked_names: list[str] = []
-        cleaned = self._mask_mapping("", variables, masked_names)
+        dropped_names: list[str] = []
+        cleaned: dict[str, Any] = {}
+        for key, item in variables.items():
+            name, path = self._clean_name("", str(key), cleaned, masked_names)
+            rule = policy(str(key))
+            if rule == "drop":
+                dropped_names.append(path)
+            elif rule == "mask":
+                masked_names.append(path)
+                cleaned[name] = mask_by_key(str(key), item) if item not in (None, "") else item
+            elif rule == "reveal":
+                cleaned[name] = self._reveal(item)
+            else:
+                cleaned[name] = self._mask_entry(path, str(key), item, masked_names)
         # A name and its value can both be masked; report the name once.
-        return MaskedVariables(variables=cleaned, masked_names=list(dict.fromkeys(masked_names)))
+        return MaskedVariables(
+            variables=cleaned, masked_names=list(dict.fromkeys(masked_names)), dropped_names=dropped_names
+        )
+
+    def _clean_name(
+        self, prefix: str, key: str, siblings: Mapping[str, Any], masked_names: list[str]
+    ) -> tuple[str, str]:
+        # A workflow can build a variable name from data, such as an e-mail address used as a key,
+        # so names are masked too, and reported under their masked form.
+        name = mask_patterns(self.clean_output_text(key))
+        if name != key and name in siblings:
+            # Two names masked alike, such as two e-mail addresses: keep both values.
+            name = f"{name} ({sum(1 for existing in siblings if existing.startswith(name)) + 1})"
+        path = f"{prefix}{name}"
+        if name != normalize_text(key):
+            masked_names.append(path)
+        return name, path
 
     def _mask_mapping(self, prefix: str, mapping: Mapping[Any, Any], masked_names: list[str]) -> dict[str, Any]:
         cleaned: dict[str, Any] = {}
         for key, item in mapping.items():
-            # A workflow can build a variable name from data, such as an e-mail address used as a key,
-            # so names are masked too, and reported under their masked form.
-            name = mask_patterns(self.scrub_text(str(key)))
-            if name != key and name in cleaned:
-                # Two names masked alike, such as two e-mail addresses: keep both values.
-                name = f"{name} ({sum(1 for existing in cleaned if existing.startswith(name)) + 1})"
-            path = f"{prefix}{name}"
-            if name != key:
-                masked_names.append(path)
+            name, path = self._clean_name(prefix, str(key), cleaned, masked_names)
             cleaned[name] = self._mask_entry(path, str(key), item, masked_names)
         return cleaned
 
@@ -210,8 +384,9 @@ class Redactor:
         if isinstance(value, list):
             return [self._mask_entry(f"{path}[{index}]", name, item, masked_names) for index, item in enumerate(value)]
         if isinstance(value, str):
-            masked = mask_patterns(self.scrub_text(value))
-            if masked != value:
+            normalized = normalize_text(value)
+            masked = mask_patterns(self.scrub_text(normalized))
+            if masked != normalized:
                 masked_names.append(path)
             return masked
         digits = _integer_digits(value)
@@ -220,6 +395,63 @@ class Redactor:
             masked_names.append(path)
             return f"[card, ends {digits[-4:]}]"
         return value
+
+    def _reveal(self, value: Any) -> Any:
+        """Pass a value the catalog reveals, with only credentials removed and invisible characters stripped."""
+        if isinstance(value, str):
+            return self.clean_output_text(value)
+        if isinstance(value, Mapping):
+            return {self.clean_output_text(str(key)): self._reveal(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._reveal(item) for item in value]
+        return value
+
+
+def _scrub_credentials(text: str) -> str:
+    """Remove credentials found by pattern, each replaced by a label naming its kind."""
+    if "PRIVATE KEY" in text:
+        text = _redact_pem(text)
+    text = _BEARER.sub(_redact_credential, text)
+    text = _JWT.sub(REDACTED, text)
+    for kind, pattern in VENDOR_TOKENS:
+        text = pattern.sub(f"[redacted {kind}]", text)
+    text = _NAMED_SECRET.sub(lambda match: f"{match.group(1)}{REDACTED}", text)
+    if "://" in text:
+        text = _URL_USERINFO.sub(lambda match: f"{match.group(1)}{REDACTED}@", text)
+    if "=" in text:
+        text = _QUERY_PARAMETER.sub(_redact_query_parameter, text)
+    return text
+
+
+def _redact_pem(text: str) -> str:
+    """Replace each PEM private key block, up to its END line or the end of the text, with a label."""
+    parts: list[str] = []
+    position = 0
+    while (begin := _PEM_BEGIN.search(text, position)) is not None:
+        parts.append(text[position : begin.start()])
+        parts.append("[redacted private key]")
+        end = _PEM_END.search(text, begin.end())
+        position = end.end() if end is not None else len(text)
+    parts.append(text[position:])
+    return "".join(parts)
+
+
+def _redact_query_parameter(match: re.Match[str]) -> str:
+    name = match.group(2)
+    lowered = name.lower()
+    if lowered in _URL_CREDENTIAL_NAMES or _name_is_secret(name) or match.group(3) == REDACTED:
+        return f"{match.group(1)}{name}={REDACTED}"
+    return match.group(0)
+
+
+def _name_is_secret(name: str) -> bool:
+    words = key_words(name)
+    joined = "".join(words)
+    return any(word in _SECRET_WORDS for word in words) or any(word in joined for word in _SECRET_COMPOUNDS)
+
+
+_SECRET_WORDS = frozenset({"password", "passwd", "pwd", "token", "secret", "apikey", "credential", "credentials"})
+_SECRET_COMPOUNDS = ("accesstoken", "refreshtoken", "apikey", "privatekey", "clientsecret", "authtoken")
 
 
 def _redact_credential(match: re.Match[str]) -> str:
@@ -243,11 +475,45 @@ def _integer_digits(value: Any) -> str | None:
 
 
 def _encoded_forms(secret: str) -> set[str]:
-    return {secret, quote(secret, safe=""), quote_plus(secret)}
+    """The forms a secret can take in text: as is, URL-encoded, JSON-escaped, NFKC and inside base64."""
+    forms = {
+        secret,
+        quote(secret, safe=""),
+        quote_plus(secret),
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        unicodedata.normalize("NFKC", secret),
+    }
+    if len(secret) >= MIN_BASE64_SECRET_LENGTH:
+        forms |= _base64_cores(secret.encode())
+    return {form for form in forms if form}
+
+
+def _base64_cores(secret: bytes) -> set[str]:
+    """Compute the base64 characters that encode only `secret`, at each of the three byte alignments in a longer blob.
+
+    Characters at the edges also encode neighbouring bytes, so they differ from blob to blob; the core does not.
+    """
+    cores: set[str] = set()
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + secret).decode()
+        first = -(-offset * 8 // 6)
+        last = (offset + len(secret)) * 8 // 6
+        core = encoded[first:last]
+        cores.add(core)
+        cores.add(core.translate(_URLSAFE))
+    return cores
+
+
+_URLSAFE = str.maketrans("+/", "-_")
 
 
 def _is_card_number(digits: str) -> bool:
-    return 13 <= len(digits) <= 19 and luhn_valid(digits)
+    """Tell whether `digits` can be a payment card number: a card network's prefix, length and Luhn checksum."""
+    if not 13 <= len(digits) <= 19 or not luhn_valid(digits):
+        return False
+    # Networks issue cards starting with 3 to 6, and Mastercard also from 2221 to 2720.
+    return digits[0] in "3456" or 2221 <= int(digits[:4]) <= 2720
 
 
 def mask_by_key(name: str, value: Any) -> str:
@@ -256,19 +522,27 @@ def mask_by_key(name: str, value: Any) -> str:
     joined = "".join(key_words(name))
     if words & _NEVER_REVEAL or "securitycode" in joined:
         return REDACTED
-    digits = re.sub(r"\D", "", str(value)) if isinstance(value, str | int) else ""
+    if any(kind in joined for kind in _AVAYA_ID_NAMES):
+        return "[avaya id]"
+    digits = re.sub(r"[^0-9]", "", normalize_text(str(value))) if isinstance(value, str | int) else ""
     if len(digits) >= 8 and ({"card", "pan", "iban"} & words or "number" in joined or "acct" in joined):
         return f"[masked, ends {digits[-4:]}]"
     return "[masked]"
 
 
 def mask_patterns(text: str) -> str:
-    """Mask card numbers that pass Luhn, SSNs, IBANs, e-mail addresses and phone numbers in free text."""
-    text = _CARD.sub(_mask_card, text)
+    """Mask card numbers that pass Luhn, SSNs, IBANs, e-mail addresses, phone numbers and Avaya IDs in text.
+
+    The text is normalized first (see `normalize_text`).
+    """
+    text = normalize_text(text)
+    # IBANs first: their digits could otherwise pass for a card number.
     text = _IBAN.sub(lambda match: f"[IBAN, ends {match.group(0).replace(' ', '')[-4:]}]", text)
+    text = _CARD.sub(_mask_card, text)
     text = _SSN.sub("[SSN]", text)
     text = _LABELLED_SSN.sub(lambda match: f"{match.group(1)}{match.group(2)}[SSN]", text)
     text = _EMAIL.sub(lambda match: f"{match.group(1)}***@{match.group(2)}", text)
+    text = _AVAYA_ID.sub("[avaya id]", text)
     return _PHONE.sub(_mask_phone, text)
 
 

@@ -70,11 +70,18 @@ def is_invisible(char: str) -> bool:
     return char in _BIDI_CONTROLS or unicodedata.category(char) == "Cf"
 
 
+def is_hidden(char: str) -> bool:
+    """Tell whether `char` is invisible, a control character or a lone surrogate."""
+    return is_invisible(char) or unicodedata.category(char) in ("Cc", "Cs")
+
+
 _CONTROL_NAMES = {"\t": "TAB", "\n": "LINE FEED", "\r": "CARRIAGE RETURN", "\x00": "NULL", "\x7f": "DELETE"}
 
 
 def describe_char(char: str) -> str:
     """Name a character for an error message without printing it raw."""
+    if unicodedata.category(char) == "Cs":
+        return f"U+{ord(char):04X} (lone surrogate)"
     name = _CONTROL_NAMES.get(char) or unicodedata.name(char, "control character")
     return f"U+{ord(char):04X} ({name})"
 
@@ -92,6 +99,9 @@ def check_id(field_name: str, value: object, *, pattern: re.Pattern[str] = ID_PA
 
 def _explain_id_mismatch(value: str, pattern: re.Pattern[str]) -> str:
     allowed, max_length = _CHARSETS.get(pattern, (None, None))
+    # The length comes first, because the per-character scan below is slow on a string of megabytes.
+    if max_length is not None and len(value) > max_length:
+        return f"is {len(value)} characters long; the limit is {max_length}"
     if ".." in value:
         return "contains '..', which is not allowed"
     for position, char in enumerate(value):
@@ -105,8 +115,6 @@ def _explain_id_mismatch(value: str, pattern: re.Pattern[str]) -> str:
             return f"contains the non-ASCII character {describe_char(char)} at position {position}"
         if allowed is not None and not allowed.fullmatch(char):
             return f"contains {char!r} at position {position}, which is not allowed"
-    if max_length is not None and len(value) > max_length:
-        return f"is {len(value)} characters long; the limit is {max_length}"
     return "does not have the expected format"
 
 
@@ -132,7 +140,10 @@ def check_handle(value: object) -> str:
 
 
 def clean_text(field_name: str, value: str, limits: Limits) -> str:
-    """Normalize free text to NFC and strip invisible and control characters; keep tab and newlines."""
+    """Normalize free text to NFC and strip invisible characters, control characters and lone surrogates.
+
+    Tab and newlines are kept. Lone surrogates are stripped because they have no UTF-8 encoding.
+    """
     # Reject far-oversized text before normalizing it, because NFC of megabytes takes seconds.
     if len(value) > 4 * limits.max_string_length:
         raise InvalidInputError(
@@ -141,9 +152,7 @@ def clean_text(field_name: str, value: str, limits: Limits) -> str:
             "Shorten the text, or pass a reference such as an ID instead of the whole document",
         )
     text = unicodedata.normalize("NFC", value)
-    text = "".join(
-        char for char in text if char in "\t\n\r" or not (is_invisible(char) or unicodedata.category(char) == "Cc")
-    )
+    text = "".join(char for char in text if char in "\t\n\r" or not is_hidden(char))
     if len(text) > limits.max_string_length:
         raise InvalidInputError(
             field_name,
@@ -160,10 +169,18 @@ def check_number(field_name: str, value: int | float) -> int | float:
     if isinstance(value, int) and abs(value) > MAX_SAFE_INTEGER:
         raise InvalidInputError(
             field_name,
-            f"is an integer of {len(str(abs(value)))} digits, beyond JavaScript's safe range of ±(2**53 - 1)",
+            f"is an integer of {_describe_digits(value)}, beyond JavaScript's safe range of ±(2**53 - 1)",
             "Send large identifiers or amounts as strings",
         )
     return value
+
+
+def _describe_digits(value: int) -> str:
+    # str() raises ValueError above 4300 digits (sys.int_info.default_max_str_digits) and takes quadratic
+    # time, so a long integer's length is estimated from its logarithm, which can be one digit off.
+    if value.bit_length() <= 3000:
+        return f"{len(str(abs(value)))} digits"
+    return f"about {math.floor(math.log10(abs(value))) + 1} digits"
 
 
 def check_key(field_name: str, key: object, *, pattern: re.Pattern[str] | None = None) -> str:
@@ -187,7 +204,7 @@ def check_key(field_name: str, key: object, *, pattern: re.Pattern[str] | None =
         raise InvalidInputError(
             f"{field_name}[{key[:64]!a}]", f"is {len(key)} characters long; the limit is 128", "Use a shorter key"
         )
-    hidden = next((char for char in key if is_invisible(char) or unicodedata.category(char) == "Cc"), None)
+    hidden = next((char for char in key if is_hidden(char)), None)
     if hidden is not None:
         raise InvalidInputError(
             f"{field_name}[{key[:64]!a}]",

@@ -1,23 +1,30 @@
 """The two operations behind the MCP tools, as plain async functions.
 
-The data path of every call: sanitizer, then the Infinity client (with its
-OAuth token), then redaction of what comes back, then the result model.
-Nothing here depends on MCP, so tests can drive it directly.
+The data path of every call: sanitizer, then the workflow catalog, then the
+Infinity client (with its OAuth token), then redaction and size limits on
+what comes back, then the result model. Nothing here depends on MCP, so
+tests can drive it directly.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 from pydantic import BaseModel, Field
 
+from .audit import AuditRecord
+from .catalog import WorkflowAccess
 from .client import InfinityClient
 from .errors import NotFoundError, SessionNotFoundError
 from .handles import HandleCodec, SessionRef
 from .redaction import Redactor, mask_patterns, replace_text
 from .sanitizer import Limits, check_handle, check_start_arguments
+
+TRUNCATION_MARK = "…[truncated]"
 
 logger = logging.getLogger(__name__)
 
@@ -47,22 +54,59 @@ class WorkflowSessionStatus(BaseModel):
     masked_variables: list[str] = Field(
         description="Names (dotted for nested values) of the output variables whose values were masked."
     )
+    dropped_variables: list[str] = Field(
+        default_factory=list, description="Output variables the operator's catalog withholds from this client."
+    )
+    truncated: bool = Field(
+        False, description="True when output was cut to the server's size limits; truncated_variables lists where."
+    )
+    truncated_variables: list[str] = Field(
+        default_factory=list, description="Output variables shortened or left out because they were too large."
+    )
+
+
+@dataclass(frozen=True)
+class OutputLimits:
+    """Size limits on the workflow output returned to the model."""
+
+    max_value_chars: int = 4096
+    max_total_bytes: int = 64 * 1024
 
 
 class WorkflowService:
     """Start and read workflow sessions on behalf of a principal."""
 
-    def __init__(self, client: InfinityClient, handles: HandleCodec, redactor: Redactor, limits: Limits) -> None:
+    def __init__(
+        self,
+        client: InfinityClient,
+        handles: HandleCodec,
+        redactor: Redactor,
+        limits: Limits,
+        access: WorkflowAccess,
+        output_limits: OutputLimits = OutputLimits(),
+    ) -> None:
         self._client = client
         self._handles = handles
         self._redactor = redactor
         self._limits = limits
+        self._access = access
+        self._output_limits = output_limits
 
     async def start(
-        self, principal: str, *, workflow_id: object, version: object, variables: object, data: object
+        self,
+        principal: str,
+        *,
+        workflow_id: object,
+        version: object,
+        variables: object,
+        data: object,
+        audit: AuditRecord | None = None,
     ) -> StartedWorkflowSession:
-        """Sanitize the arguments, start the session upstream and return a sealed handle."""
+        """Sanitize the arguments, check them against the catalog, start the session and return a sealed handle."""
+        audit = audit or AuditRecord("start", principal)
         request = check_start_arguments(workflow_id, version, variables, data, self._limits)
+        audit.workflow_id = request.workflow_id
+        request = self._access.authorize(request, version_given=version is not None)
         started = await self._client.start_session(request)
         handle = self._handles.seal(
             SessionRef(
@@ -72,6 +116,8 @@ class WorkflowService:
                 engagement_id=started.engagement_id,
             )
         )
+        audit.set_handle(handle)
+        audit.status = "RUNNING"
         logger.info("workflow.started workflow_id=%s version=%s", request.workflow_id, request.version)
         name = self._clean_text(started.workflow_name, _avaya_ids(started.id, started.engagement_id))
         # Avaya runs a session as soon as it is created, and the start response has no status field.
@@ -84,10 +130,15 @@ class WorkflowService:
             terminal=False,
         )
 
-    async def status(self, principal: str, *, session_id: object) -> WorkflowSessionStatus:
+    async def status(
+        self, principal: str, *, session_id: object, audit: AuditRecord | None = None
+    ) -> WorkflowSessionStatus:
         """Open the handle, read the session upstream and return its redacted status."""
+        audit = audit or AuditRecord("status", principal)
         handle = check_handle(session_id)
+        audit.set_handle(handle)
         ref = self._handles.open(handle, principal)
+        audit.workflow_id = ref.workflow_id
         try:
             upstream = await self._client.get_status(ref.upstream_id)
         except NotFoundError:
@@ -98,27 +149,81 @@ class WorkflowService:
         outputs: Any = upstream.output_variables
         for avaya_id, label in avaya_ids:
             outputs = replace_text(outputs, avaya_id, label)
+        entry = self._access.entry_for(ref.workflow_id)
+        policy = entry.output_policy if entry is not None else _auto_policy
         # Masking runs regular expressions over up to 1 MiB of text, so it runs off the event loop.
-        masked = await anyio.to_thread.run_sync(self._redactor.mask_variables, outputs)
+        masked = await anyio.to_thread.run_sync(self._redactor.mask_variables, outputs, policy)
+        variables, truncated = cap_output(masked.variables, self._output_limits)
         running = upstream.running
         status = upstream.status or ("RUNNING" if running else "UNKNOWN")
+        clean_status = self._clean_text(status, avaya_ids) or "UNKNOWN"
+        audit.status = clean_status[:40]
+        audit.masked, audit.dropped, audit.truncated = (
+            len(masked.masked_names),
+            len(masked.dropped_names),
+            len(truncated),
+        )
         return WorkflowSessionStatus(
             session_id=handle,
-            status=self._clean_text(status, avaya_ids) or status,
+            status=clean_status,
             is_running=running,
             terminal=not running,
             current_module=self._clean_text(upstream.current_module, avaya_ids),
-            output_variables=masked.variables,
+            output_variables=variables,
             masked_variables=masked.masked_names,
+            dropped_variables=masked.dropped_names,
+            truncated=bool(truncated),
+            truncated_variables=truncated,
         )
 
     def _clean_text(self, text: str | None, avaya_ids: list[tuple[str, str]]) -> str | None:
-        """Redact a free-text field from Infinity: credentials, Avaya's IDs and personal data."""
+        """Redact a short free-text field from Infinity: credentials, Avaya's IDs, personal data and excess length."""
         if text is None:
             return None
         for avaya_id, label in avaya_ids:
             text = replace_text(text, avaya_id, label)
-        return mask_patterns(self._redactor.scrub_text(text))
+        cleaned = mask_patterns(self._redactor.clean_output_text(text))
+        limit = min(self._output_limits.max_value_chars, MAX_LABEL_CHARS)
+        return cleaned if len(cleaned) <= limit else cleaned[:limit] + TRUNCATION_MARK
+
+
+# Status, module and workflow names are labels, so they are cut shorter than output values.
+MAX_LABEL_CHARS = 256
+
+
+def _auto_policy(_: str) -> str:
+    return "auto"
+
+
+def cap_output(variables: dict[str, Any], limits: OutputLimits) -> tuple[dict[str, Any], list[str]]:
+    """Shorten long strings and leave out the variables past the total size limit; return the affected names."""
+    truncated: list[str] = []
+    capped: dict[str, Any] = {}
+    budget = limits.max_total_bytes
+    for name, value in variables.items():
+        shortened = _shorten(name, value, limits.max_value_chars, truncated)
+        size = len(json.dumps({name: shortened}, ensure_ascii=False).encode())
+        if size > budget:
+            truncated.append(name)
+            # Every later variable is left out too, so the model can tell that the output is incomplete from there on.
+            budget = 0
+            continue
+        budget -= size
+        capped[name] = shortened
+    return capped, list(dict.fromkeys(truncated))
+
+
+def _shorten(path: str, value: Any, max_chars: int, truncated: list[str]) -> Any:
+    if isinstance(value, str):
+        if len(value) <= max_chars:
+            return value
+        truncated.append(path)
+        return value[:max_chars] + TRUNCATION_MARK
+    if isinstance(value, dict):
+        return {key: _shorten(f"{path}.{key}", item, max_chars, truncated) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shorten(f"{path}[{index}]", item, max_chars, truncated) for index, item in enumerate(value)]
+    return value
 
 
 def _avaya_ids(session_id: str, engagement_id: str | None) -> list[tuple[str, str]]:

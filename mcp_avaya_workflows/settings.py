@@ -12,11 +12,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigurationError
@@ -62,6 +63,16 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias=_env("SENSITIVE_KEYS")
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias=_env("LOG_LEVEL"))
+    catalog: Path | None = Field(
+        None, validation_alias=_env("CATALOG"), description="TOML file listing the workflows the agent may start"
+    )
+    allow_any_workflow: bool = Field(False, validation_alias=_env("ALLOW_ANY_WORKFLOW"))
+    read_only: bool = Field(False, validation_alias=_env("READ_ONLY"))
+    audit_log: str = Field(
+        "stderr", validation_alias=_env("AUDIT_LOG"), description="'stderr', 'off', or a file to append JSON lines to"
+    )
+    max_output_value_chars: int = Field(4096, ge=64, le=1_000_000, validation_alias=_env("MAX_OUTPUT_VALUE_CHARS"))
+    max_output_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024, validation_alias=_env("MAX_OUTPUT_BYTES"))
 
     @field_validator("infinity_url", "token_url")
     @classmethod
@@ -77,6 +88,28 @@ class Settings(BaseSettings):
         if parts.scheme == "http" and not is_loopback_host(parts.hostname):
             raise ValueError("must use https; plain http is allowed only for a loopback address")
         return value.rstrip("/")
+
+    @field_validator("catalog", mode="before")
+    @classmethod
+    def _blank_catalog(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("audit_log")
+    @classmethod
+    def _check_audit_log(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("is empty; use 'stderr', 'off' or the path of a file to append to")
+        return value
+
+    @model_validator(mode="after")
+    def _one_allowlist(self) -> Settings:
+        if self.catalog is not None and self.allow_any_workflow:
+            raise ValueError(
+                "AVAYA_WORKFLOWS_CATALOG and AVAYA_WORKFLOWS_ALLOW_ANY_WORKFLOW are both set; "
+                "a catalog already decides which workflows may start, so unset one of them"
+            )
+        return self
 
     @field_validator("client_id", "scope", mode="before")
     @classmethod
@@ -216,9 +249,11 @@ def _aliases(name: str, info: Any) -> set[str]:
 
 
 def _describe(error: Any) -> str:
-    field = ".".join(str(part) for part in error["loc"]) or "settings"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not error["loc"]:
+        return f"{message}."
+    field = ".".join(str(part) for part in error["loc"])
     name = field.removeprefix(PREFIX).upper()
     avaya_name = f" (or {name})" if name in AVAYA_NAMES else ""
     # The input value is left out on purpose: it may be the client secret.
-    message = str(error["msg"]).removeprefix("Value error, ")
     return f"{PREFIX}{name}{avaya_name} is invalid: {message}."

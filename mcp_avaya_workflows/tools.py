@@ -9,18 +9,27 @@ the fix instead of a pydantic dump that would echo the caller's values.
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
+from pydantic.json_schema import SkipJsonSchema
 
-from .errors import InvalidInputError, RateLimitedError, SessionNotFoundError, UpstreamError
+from .audit import AuditLog, AuditRecord
+from .errors import (
+    InvalidInputError,
+    RateLimitedError,
+    SessionNotFoundError,
+    StartOutcomeUnknownError,
+    UpstreamError,
+)
 from .principal import principal_of
 from .sanitizer import HANDLE_PATTERN, ID_PATTERN, VARIABLE_NAME_PATTERN, VERSION_PATTERN
 from .service import StartedWorkflowSession, WorkflowService, WorkflowSessionStatus
@@ -40,10 +49,12 @@ class StartWorkflowSessionArguments(BaseModel):
         description="The Infinity workflow ID, for example 025d010819f98dbc75776be9666.",
         pattern=f"^{ID_PATTERN.pattern}$",
     )
-    version: str = Field(
-        "current",
-        description="Workflow version label; 'current' is the latest published version.",
-        pattern=f"^{VERSION_PATTERN.pattern}$",
+    version: SkipJsonSchema[None] | Annotated[str, StringConstraints(pattern=f"^{VERSION_PATTERN.pattern}$")] = Field(
+        None,
+        description=(
+            "Workflow version label, such as '3'; 'current' is the latest published version. "
+            "Leave it out to use the version the operator's catalog sets for the workflow."
+        ),
     )
     variables: dict[str, str | int | float | bool | None] = Field(
         default_factory=dict,
@@ -68,8 +79,9 @@ class GetWorkflowSessionStatusArguments(BaseModel):
 START_DESCRIPTION = (
     "Start an Avaya Infinity workflow session and return a session_id handle. The workflow starts "
     "running at once and may act on the outside world (tickets, payments, messages), so start it only "
-    "when the user asked for it, and never retry a start that may have succeeded. Follow the session "
-    "with get_workflow_session_status."
+    "when the user asked for it, and never retry a start that may have succeeded. Only workflows in "
+    "the operator's catalog can start; the infinity://workflows resource lists them with their input "
+    "variables. Follow the session with get_workflow_session_status."
 )
 STATUS_DESCRIPTION = (
     "Read the status of a workflow session started by start_workflow_session: whether it is still "
@@ -78,29 +90,37 @@ STATUS_DESCRIPTION = (
 )
 
 
-def build_tools(get_service: Callable[[Context], WorkflowService]) -> list[Tool]:
-    """Create both tools; `get_service` finds the running service from the request context."""
+def build_tools(
+    get_service: Callable[[Context], WorkflowService], audit_log: AuditLog, *, read_only: bool = False
+) -> list[Tool]:
+    """Create the tools; `get_service` finds the running service from the request context.
+
+    In read-only mode the start tool does not exist at all, so no client can list or call it.
+    """
 
     async def start_workflow_session(
         ctx: Context,
         workflow_id: Any = None,
-        version: Any = "current",
+        version: Any = None,
         variables: Any = None,
         data: Any = None,
     ) -> StartedWorkflowSession:
+        audit = AuditRecord(START_TOOL, principal_of(ctx))
         if workflow_id is None:
-            raise ToolError(str(_missing("workflow_id", "Pass the ID of the workflow to start")))
+            return await _run(audit, audit_log, _fail(_missing("workflow_id", "Pass the ID of the workflow to start")))
         service = get_service(ctx)
-        return await _run(
-            START_TOOL,
-            service.start(principal_of(ctx), workflow_id=workflow_id, version=version, variables=variables, data=data),
+        operation = service.start(
+            audit.principal, workflow_id=workflow_id, version=version, variables=variables, data=data, audit=audit
         )
+        return await _run(audit, audit_log, operation)
 
     async def get_workflow_session_status(ctx: Context, session_id: Any = None) -> WorkflowSessionStatus:
+        audit = AuditRecord(STATUS_TOOL, principal_of(ctx))
         if session_id is None:
-            raise ToolError(str(_missing("session_id", "Pass the session_id that start_workflow_session returned")))
+            missing = _missing("session_id", "Pass the session_id that start_workflow_session returned")
+            return await _run(audit, audit_log, _fail(missing))
         service = get_service(ctx)
-        return await _run(STATUS_TOOL, service.status(principal_of(ctx), session_id=session_id))
+        return await _run(audit, audit_log, service.status(audit.principal, session_id=session_id, audit=audit))
 
     start = Tool.from_function(
         start_workflow_session,
@@ -133,7 +153,7 @@ def build_tools(get_service: Callable[[Context], WorkflowService]) -> list[Tool]
     )
     start.parameters = _input_schema(StartWorkflowSessionArguments)
     status.parameters = _input_schema(GetWorkflowSessionStatusArguments)
-    return [start, status]
+    return [status] if read_only else [start, status]
 
 
 ARGUMENT_NAMES = {
@@ -150,7 +170,14 @@ def check_argument_names(tool: str, arguments: Mapping[str, Any]) -> None:
             continue
         close = difflib.get_close_matches(str(name), sorted(known), n=1)
         hint = f"Did you mean '{close[0]}'?" if close else f"Valid arguments are {', '.join(sorted(known))}"
-        raise InvalidInputError(ascii(str(name))[1:-1][:64], f"is not an argument of {tool}", hint)
+        raise InvalidInputError(display_name(str(name)), f"is not an argument of {tool}", hint)
+
+
+def display_name(name: str) -> str:
+    """Show a caller-chosen argument name safely inside quotes: ASCII only, quotes escaped, at most 64 characters."""
+    if not name:
+        return "(empty name)"
+    return json.dumps(name)[1:-1].replace("'", "\\u0027")[:64]
 
 
 class ArgumentNamesMiddleware:
@@ -161,15 +188,23 @@ class ArgumentNamesMiddleware:
     typo gets an error the model can correct instead.
     """
 
+    def __init__(self, tools: list[Tool], audit_log: AuditLog, principal: Callable[[], str]) -> None:
+        self._tools = frozenset(tool.name for tool in tools)
+        self._audit_log = audit_log
+        self._principal = principal
+
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         params = ctx.params
         if ctx.method == "tools/call" and isinstance(params, Mapping):
             tool, arguments = params.get("name"), params.get("arguments")
-            if isinstance(tool, str) and tool in ARGUMENT_NAMES and isinstance(arguments, Mapping):
+            if isinstance(tool, str) and tool in self._tools and isinstance(arguments, Mapping):
                 try:
                     check_argument_names(tool, arguments)
                 except InvalidInputError as exc:
                     logger.info("tool.rejected_arguments tool=%s field=%r", tool, exc.field)
+                    audit = AuditRecord(tool, self._principal())
+                    audit.reject("invalid_input", "arguments")
+                    self._audit_log.write(audit)
                     text = f"Error executing tool {tool}: {exc}"
                     return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
         return await call_next(ctx)
@@ -178,24 +213,61 @@ class ArgumentNamesMiddleware:
 def _input_schema(model: type[BaseModel]) -> dict[str, Any]:
     schema = model.model_json_schema()
     schema.pop("title", None)
+    for spec in schema.get("properties", {}).values():
+        # An optional argument without a default value is simply left out, so a null default adds no information.
+        if "default" in spec and spec["default"] is None and "anyOf" not in spec:
+            del spec["default"]
     schema["additionalProperties"] = False
     return schema
+
+
+INTERNAL_ERROR_MESSAGE = (
+    "The server hit an internal error and did not finish the call. For a start, the workflow may or may "
+    "not have started, so do not start it again; ask the operator to check the server log."
+)
 
 
 def _missing(field: str, fix: str) -> InvalidInputError:
     return InvalidInputError(field, "is missing", fix)
 
 
-async def _run(tool: str, operation: Awaitable[_ResultT]) -> _ResultT:
-    """Await `operation`, turning expected failures into tool errors the model can act on."""
+async def _fail(error: Exception) -> Any:
+    raise error
+
+
+async def _run(audit: AuditRecord, audit_log: AuditLog, operation: Awaitable[_ResultT]) -> _ResultT:
+    """Await `operation`, turning expected failures into tool errors the model can act on, and audit the call."""
     try:
         return await operation
-    except (InvalidInputError, SessionNotFoundError) as exc:
+    except InvalidInputError as exc:
+        audit.reject("invalid_input", exc.field)
+        raise ToolError(str(exc)) from None
+    except SessionNotFoundError as exc:
+        audit.reject("not_found")
         raise ToolError(str(exc)) from None
     except UpstreamError as exc:
         # The log keeps the endpoint, status and request ID; the model gets only the safe summary.
-        logger.warning("tool.upstream_error tool=%s error=%s request_id=%s", tool, exc, exc.request_id)
+        logger.warning("tool.upstream_error tool=%s error=%s request_id=%s", audit.tool, exc, exc.request_id)
+        audit.reject("start_outcome_unknown" if isinstance(exc, StartOutcomeUnknownError) else _outcome_of(exc))
         message = exc.public_message
         if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
             message += f" Infinity asked to wait {exc.retry_after:.0f} seconds."
         raise ToolError(message) from None
+    except Exception:
+        # A bug must not show the model a stack trace or internals; the log keeps them for the operator.
+        logger.exception("tool.internal_error tool=%s", audit.tool)
+        audit.reject("internal_error")
+        raise ToolError(INTERNAL_ERROR_MESSAGE) from None
+    except BaseException:
+        # Cancellation, such as a client that gave up: the call still leaves a trace in the audit log.
+        audit.reject("cancelled")
+        raise
+    finally:
+        audit_log.write(audit)
+
+
+def _outcome_of(exc: UpstreamError) -> str:
+    """`upstream_` and the error class in snake case, such as `upstream_rate_limited`."""
+    name = type(exc).__name__.removesuffix("Error")
+    words = "".join(f"_{char.lower()}" if char.isupper() else char for char in name).lstrip("_")
+    return f"upstream_{words}"

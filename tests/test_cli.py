@@ -73,10 +73,22 @@ async def test_stdio_sandbox_end_to_end(era: str, negotiated: str, tmp_path: Pat
             recorded = await read_sandbox_log(server_log.read_text())
 
     assert tools == {START_TOOL, STATUS_TOOL}
-    assert resources == {"infinity://session-context/voice", "infinity://session-context/messaging"}
+    assert resources == {
+        "infinity://session-context/voice",
+        "infinity://session-context/messaging",
+        "infinity://workflows",
+    }
     assert final["status"] == "COMPLETED"
     assert "4111 1111 1111 1111" not in json.dumps(final)
     assert "cardNumber" in final["masked_variables"]
+    # The packaged sandbox catalog drops the SSN and reveals the ticket ID.
+    assert final["dropped_variables"] == ["ssn"]
+    assert "ssn" not in final["output_variables"]
+    assert final["output_variables"]["ticketId"] == "INC-20417"
+    audit = [json.loads(line) for line in server_log.read_text().splitlines() if line.startswith('{"time"')]
+    assert [record["tool"] for record in audit][:2] == [START_TOOL, STATUS_TOOL]
+    assert {record["outcome"] for record in audit} == {"ok"}
+    assert len({record["handle_digest"] for record in audit}) == 1
     starts = [entry for entry in recorded if entry["kind"] == "start"]
     assert len(starts) == 1
     assert starts[0]["body"] == {"workflowId": EXAMPLE_WORKFLOW, "version": "current", "variables": EXAMPLE_VARIABLES}

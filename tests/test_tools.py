@@ -51,7 +51,9 @@ async def test_tools_listed_with_schemas(client: Client) -> None:
     start_tool, status_tool = tools[START_TOOL], tools[STATUS_TOOL]
     assert start_tool.input_schema["required"] == ["workflow_id"]
     assert set(start_tool.input_schema["properties"]) == {"workflow_id", "version", "variables", "data"}
-    assert start_tool.input_schema["properties"]["version"]["default"] == "current"
+    version = start_tool.input_schema["properties"]["version"]
+    assert version["type"] == "string"
+    assert "default" not in version
     assert status_tool.input_schema["required"] == ["session_id"]
     assert start_tool.output_schema is not None
     assert set(start_tool.output_schema["properties"]) == {
@@ -71,6 +73,9 @@ async def test_tools_listed_with_schemas(client: Client) -> None:
         "current_module",
         "output_variables",
         "masked_variables",
+        "dropped_variables",
+        "truncated",
+        "truncated_variables",
     }
 
 
@@ -91,7 +96,12 @@ async def test_tool_annotations_honest(client: Client) -> None:
 async def test_context_resources_listed_and_read(client: Client) -> None:
     resources = {str(resource.uri): resource for resource in (await client.list_resources()).resources}
 
-    assert set(resources) == {"infinity://session-context/voice", "infinity://session-context/messaging"}
+    assert set(resources) == {
+        "infinity://session-context/voice",
+        "infinity://session-context/messaging",
+        "infinity://workflows",
+    }
+    del resources["infinity://workflows"]
     for uri, resource in resources.items():
         assert resource.name
         assert resource.description

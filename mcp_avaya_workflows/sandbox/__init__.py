@@ -4,15 +4,21 @@ It runs scripted workflows from `workflows.toml`, signs real RS256 tokens, logs 
 can inject faults, so clients can be tested without an Avaya tenant.
 """
 
+from pathlib import Path
+
 from .app import create_app
 from .faults import Fault
 from .runner import running_sandbox, serve_sandbox_forever
 from .state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, RecordedRequest, SandboxState, Session
 from .workflows import ModuleScript, SessionStatus, WorkflowScript, load_workflows
 
+# The workflow catalog for the demo workflows, which `serve --sandbox` loads by default.
+SANDBOX_CATALOG = Path(__file__).with_name("catalog.toml")
+
 __all__ = [
     "DEFAULT_CLIENT_ID",
     "DEFAULT_CLIENT_SECRET",
+    "SANDBOX_CATALOG",
     "Fault",
     "ModuleScript",
     "RecordedRequest",

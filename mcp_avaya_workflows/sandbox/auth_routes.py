@@ -47,7 +47,7 @@ class RealmEndpoints:
 
     async def token(self, request: Request) -> Response:
         """Issue an access token for a client-credentials grant."""
-        form = await _read_form(request)
+        form, repeated = await _read_form(request)
         exchange_of(request).client_id = _claimed_client_id(request, form)
         faulted = await apply_fault(self.state, "token", None)
         if faulted is not None:
@@ -55,6 +55,7 @@ class RealmEndpoints:
         try:
             _check_grant_type(form)
             client_id = self._authenticate(_read_credentials(request, form))
+            _check_not_repeated(repeated)
         except OAuthError as exc:
             return exc.to_response()
         return self._token_response(request, client_id, form.get("scope") or DEFAULT_SCOPE)
@@ -90,17 +91,28 @@ class RealmEndpoints:
         return JSONResponse(body, headers=NO_STORE_HEADERS)
 
 
-async def _read_form(request: Request) -> dict[str, str]:
+async def _read_form(request: Request) -> tuple[dict[str, str], frozenset[str]]:
+    """Return the first value of each form parameter, and the names of parameters sent more than once."""
     # RFC 6749 section 4.4.2 puts the parameters in a form-encoded body. Any other body is read as
     # empty, so the request fails on the missing grant_type.
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != FORM_MEDIA_TYPE:
-        return {}
+        return {}, frozenset()
     raw = (await request.body()).decode("utf-8", errors="replace")
     form: dict[str, str] = {}
+    repeated: set[str] = set()
     for name, value in parse_qsl(raw, keep_blank_values=True):
+        if name in form:
+            repeated.add(name)
         form.setdefault(name, value)
-    return form
+    return form, frozenset(repeated)
+
+
+def _check_not_repeated(repeated: frozenset[str]) -> None:
+    # RFC 6749 section 3.2 forbids sending a parameter more than once. Keycloak's token endpoint checks
+    # this after the grant type and the client, and returns this error and description.
+    if repeated:
+        raise OAuthError(400, "invalid_request", "duplicated parameter")
 
 
 def _claimed_client_id(request: Request, form: dict[str, str]) -> str | None:

@@ -205,6 +205,11 @@ class SandboxState:
             self._sessions[session_id] = session
         return session
 
+    def sessions(self) -> list[Session]:
+        """Every session started so far, oldest first."""
+        with self._lock:
+            return list(self._sessions.values())
+
     def find_session(self, session_id: str) -> Session | None:
         """Return the session with this id, or None if this sandbox never started it."""
         with self._lock:
@@ -214,7 +219,9 @@ class SandboxState:
         """Compute the session's status from the time elapsed since it started, in scripted seconds."""
         real_elapsed = self._clock() - session.started_at
         scripted_elapsed = math.inf if self.time_scale == 0 else real_elapsed / self.time_scale
-        return compute_status(self.workflows[session.workflow_id], session.variables, scripted_elapsed)
+        return compute_status(
+            self.workflows[session.workflow_id], session.variables, scripted_elapsed, data=session.data
+        )
 
     def _new_session_id(self) -> str:
         while True:

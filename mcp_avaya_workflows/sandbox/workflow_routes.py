@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +37,10 @@ START_FIELDS = frozenset(
     }
 )
 _BEARER_CHALLENGE = 'Bearer realm="avaya"'
-_INVALID_JSON = object()
+# NOTE: Avaya documents no limits for request bodies. These are the sandbox's own, chosen so that no
+# valid start request comes near them, and so that deep or huge bodies get a 400 instead of a crash.
+MAX_BODY_DEPTH = 64
+MAX_BODY_INTEGER_DIGITS = 64
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,13 @@ class StartRequest:
     variables: dict[str, Any]
     data: dict[str, Any]
     engagement_id: str | None
+
+
+@dataclass(frozen=True)
+class InvalidBody:
+    """A request body that is not valid JSON or breaks a limit, and why, worded to follow "the request body"."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -76,7 +88,7 @@ class WorkflowEndpoints:
         body = _parse_json(await request.body())
         caller = self._identify_caller(request)
         exchange = exchange_of(request)
-        exchange.body = None if body is _INVALID_JSON else body
+        exchange.body = None if isinstance(body, InvalidBody) else body
         exchange.client_id = caller.client_id
         named_workflow = body.get("workflowId") if isinstance(body, dict) else None
         faulted = await apply_fault(self.state, "start", _as_str(named_workflow))
@@ -84,8 +96,8 @@ class WorkflowEndpoints:
             return faulted
         try:
             client_id = _require_client(caller)
-            if body is _INVALID_JSON:
-                raise ApiError(400, "the request body is not valid JSON")
+            if isinstance(body, InvalidBody):
+                raise ApiError(400, f"the request body {body.reason}")
             start_request = parse_start_request(body)
             script = self._resolve_workflow(start_request, client_id)
         except ApiError as exc:
@@ -215,10 +227,83 @@ def _unknown_fields(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _parse_json(raw: bytes) -> Any:
+    """Decode a request body, or return InvalidBody for text that two JSON parsers could read differently.
+
+    Rejected besides malformed JSON: text that is not UTF-8, nesting deeper than MAX_BODY_DEPTH, a key
+    repeated in one object, NaN and infinities (including overflowing numbers such as 1e400) and
+    integers longer than MAX_BODY_INTEGER_DIGITS.
+    """
+    # This parser is deliberately separate from the client's, so that a bug in one cannot hide the same bug
+    # in the other.
     try:
-        return json.loads(raw)
-    except ValueError:
-        return _INVALID_JSON
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return InvalidBody("is not UTF-8")
+    try:
+        _check_body_nesting(text)
+        return json.loads(
+            text,
+            object_pairs_hook=_reject_duplicate_keys,
+            parse_constant=_reject_constant,
+            parse_int=_parse_bounded_int,
+            parse_float=_parse_finite_float,
+        )
+    except json.JSONDecodeError as exc:
+        return InvalidBody(f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+    except ValueError as exc:
+        return InvalidBody(str(exc))
+
+
+# The characters that open or close a string, an array or an object.
+_STRUCTURAL = re.compile(r'["\[\]{}]')
+# The rest of a string after its opening quote. Possessive quantifiers keep a failed match linear in length.
+_STRING_REST = re.compile(r'[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
+
+
+def _check_body_nesting(text: str) -> None:
+    """Raise ValueError when brackets outside strings nest deeper than MAX_BODY_DEPTH, without recursion."""
+    depth = 0
+    position = 0
+    while (match := _STRUCTURAL.search(text, position)) is not None:
+        char = match.group()
+        position = match.end()
+        if char == '"':
+            string_end = _STRING_REST.match(text, position)
+            if string_end is None:
+                return  # an unterminated string, which json.loads rejects
+            position = string_end.end()
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_BODY_DEPTH:
+                raise ValueError(f"is nested deeper than {MAX_BODY_DEPTH} levels")
+        else:
+            depth -= 1
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValueError(f"repeats the key {key[:64]!r} in one object")
+        seen.add(key)
+    return dict(pairs)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"contains {name}, which JSON does not allow")
+
+
+def _parse_bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_BODY_INTEGER_DIGITS:
+        raise ValueError(f"contains an integer of more than {MAX_BODY_INTEGER_DIGITS} digits")
+    return int(digits)
+
+
+def _parse_finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise ValueError(f"contains the number {literal[:32]}, which is too large for a 64-bit float")
+    return value
 
 
 def _as_str(value: Any) -> str | None:

@@ -48,6 +48,7 @@ class WorkflowScript(BaseModel):
     running_status: str = Field(default="RUNNING", min_length=1)
     outcome: str = Field(default="COMPLETED", min_length=1)
     never_finishes: bool = False
+    echo_data: bool = False
     modules: tuple[ModuleScript, ...] = Field(min_length=1)
 
     @field_validator("id")
@@ -128,11 +129,18 @@ def _index_by_id(scripts: list[WorkflowScript], source: str) -> dict[str, Workfl
     return indexed
 
 
-def compute_status(script: WorkflowScript, variables: Mapping[str, Any], elapsed_seconds: float) -> SessionStatus:
+def compute_status(
+    script: WorkflowScript,
+    variables: Mapping[str, Any],
+    elapsed_seconds: float,
+    *,
+    data: Mapping[str, Any] | None = None,
+) -> SessionStatus:
     """Compute the status of a session after `elapsed_seconds` of scripted time.
 
     Modules run back to back; a module's outputs appear once it has finished. A `never_finishes`
-    workflow stays on its last module, so that module's outputs never appear.
+    workflow stays on its last module, so that module's outputs never appear. An `echo_data`
+    workflow ends by copying the start request's `data` object into its outputs.
     """
     outputs: dict[str, Any] = {}
     finished_at = 0.0
@@ -143,6 +151,8 @@ def compute_status(script: WorkflowScript, variables: Mapping[str, Any], elapsed
         if stays_forever or elapsed_seconds < finished_at:
             return SessionStatus(True, script.running_status, module.id, outputs)
         outputs.update(render_outputs(module.outputs, variables))
+    if script.echo_data and data:
+        outputs.update(data)
     return SessionStatus(False, script.outcome, None, outputs)
 
 
