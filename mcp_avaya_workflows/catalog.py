@@ -34,6 +34,7 @@ from .sanitizer import (
     VERSION_PATTERN,
     StartRequest,
     check_version,
+    json_type,
 )
 
 OutputPolicy = Literal["reveal", "mask", "drop"]
@@ -267,9 +268,6 @@ def _has_type(value: object, kind: InputType) -> bool:
     return isinstance(value, str)
 
 
-_JSON_TYPE_NAMES = {bool: "a boolean", int: "a number", float: "a number", str: "a string", type(None): "null"}
-
-
 class WorkflowAccess:
     """Decide which starts are allowed: by catalog, for any valid ID, or none at all."""
 
@@ -368,7 +366,7 @@ def _check_input(entry: CatalogEntry, name: str, value: str | int | float | bool
     if value is None:
         return None
     if not _has_type(value, spec.type):
-        actual = _JSON_TYPE_NAMES.get(type(value), "a value")
+        actual = json_type(value)
         raise InvalidInputError(
             field, f"is {actual}, but workflow {entry.id} expects {spec.type}", f"Send {spec.describe()}"
         )

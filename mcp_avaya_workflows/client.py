@@ -28,7 +28,7 @@ from .errors import (
     UpstreamError,
     UpstreamUnavailableError,
 )
-from .redaction import Redactor, mask_patterns
+from .redaction import Redactor
 from .response_headers import request_id_of, retry_after_seconds
 from .sanitizer import ID_PATTERN, StartRequest
 from .strict_json import loads_strict
@@ -192,13 +192,13 @@ class InfinityClient:
     def _error_for(self, status: int, content: bytes, headers: httpx2.Headers, endpoint: str) -> UpstreamError:
         code, detail = _parse_error_body(content)
         request_id = request_id_of(headers)
-        upstream = mask_patterns(self._redactor.scrub_text(code[:400]))[:80] if code else None
+        upstream = self._redactor.mask_text(code[:400])[:80] if code else None
         logger.warning(
             "infinity.error endpoint=%s status=%d error=%r detail=%r request_id=%s",
             endpoint,
             status,
             upstream,
-            mask_patterns(self._redactor.scrub_text(detail[:2000]))[:200] if detail else None,
+            self._redactor.mask_text(detail[:2000])[:200] if detail else None,
             request_id,
         )
         common: dict[str, Any] = {

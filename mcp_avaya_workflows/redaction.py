@@ -256,7 +256,8 @@ class MaskedVariables:
 PolicyLookup = Callable[[str], str]
 
 
-def _auto(_: str) -> str:
+def auto_policy(_: str) -> str:
+    """Return `auto` for every variable: mask by name and by value pattern, the policy without a catalog."""
     return "auto"
 
 
@@ -293,18 +294,21 @@ class Redactor:
         Text with nothing to remove comes back unchanged. Otherwise it comes back normalized (see
         `normalize_text`), because the match may only exist in the normalized form.
         """
-        pattern = self._pattern
-        original = text
-        if pattern is not None:
-            text = pattern.sub(REDACTED, text)
-        normalized = normalize_text(text)
-        scrubbed = normalized
-        if pattern is not None and normalized != text:
-            scrubbed = pattern.sub(REDACTED, normalized)
-        scrubbed = _scrub_credentials(scrubbed)
-        if scrubbed == normalized and text == original:
-            return original
+        stripped = self._strip_known(text)
+        normalized = normalize_text(stripped)
+        # Normalizing can uncover a known secret, such as one written with JSON escapes, so it is searched again.
+        scrubbed = self._scrub_normalized(normalized) if normalized != stripped else _scrub_credentials(normalized)
+        if scrubbed == normalized and stripped == text:
+            return text
         return scrubbed
+
+    def _strip_known(self, text: str) -> str:
+        pattern = self._pattern
+        return text if pattern is None else pattern.sub(REDACTED, text)
+
+    def _scrub_normalized(self, text: str) -> str:
+        """Remove known secrets and credentials from text that `normalize_text` has already normalized."""
+        return _scrub_credentials(self._strip_known(text))
 
     def scrub(self, value: Any) -> Any:
         """Apply `scrub_text` to every string, key included, in a JSON-like structure."""
@@ -318,7 +322,11 @@ class Redactor:
 
     def clean_output_text(self, text: str) -> str:
         """Normalize a workflow-supplied string and remove credentials, without masking personal data."""
-        return self.scrub_text(normalize_text(text))
+        return self._scrub_normalized(normalize_text(text))
+
+    def mask_text(self, text: str) -> str:
+        """Normalize a workflow-supplied string, remove credentials and mask personal data in it."""
+        return _mask_normalized(self.clean_output_text(text))
 
     def is_sensitive_key(self, name: str) -> bool:
         """Tell whether a variable name marks its value as sensitive."""
@@ -332,7 +340,7 @@ class Redactor:
             return True
         return any(pattern.search(name) or pattern.search(joined) for pattern in self._extra_keys)
 
-    def mask_variables(self, variables: Mapping[str, Any], policy: PolicyLookup = _auto) -> MaskedVariables:
+    def mask_variables(self, variables: Mapping[str, Any], policy: PolicyLookup = auto_policy) -> MaskedVariables:
         """Mask sensitive output variables at any depth, following `policy` for each top-level name."""
         masked_names: list[str] = []
         dropped_names: list[str] = []
@@ -359,12 +367,13 @@ class Redactor:
     ) -> tuple[str, str]:
         # A workflow can build a variable name from data, such as an e-mail address used as a key,
         # so names are masked too, and reported under their masked form.
-        name = mask_patterns(self.clean_output_text(key))
+        normalized = normalize_text(key)
+        name = _mask_normalized(self._scrub_normalized(normalized))
         if name != key and name in siblings:
             # Two names masked alike, such as two e-mail addresses: keep both values.
             name = f"{name} ({sum(1 for existing in siblings if existing.startswith(name)) + 1})"
         path = f"{prefix}{name}"
-        if name != normalize_text(key):
+        if name != normalized:
             masked_names.append(path)
         return name, path
 
@@ -385,7 +394,7 @@ class Redactor:
             return [self._mask_entry(f"{path}[{index}]", name, item, masked_names) for index, item in enumerate(value)]
         if isinstance(value, str):
             normalized = normalize_text(value)
-            masked = mask_patterns(self.scrub_text(normalized))
+            masked = _mask_normalized(self._scrub_normalized(normalized))
             if masked != normalized:
                 masked_names.append(path)
             return masked
@@ -535,7 +544,10 @@ def mask_patterns(text: str) -> str:
 
     The text is normalized first (see `normalize_text`).
     """
-    text = normalize_text(text)
+    return _mask_normalized(normalize_text(text))
+
+
+def _mask_normalized(text: str) -> str:
     # IBANs first: their digits could otherwise pass for a card number.
     text = _IBAN.sub(lambda match: f"[IBAN, ends {match.group(0).replace(' ', '')[-4:]}]", text)
     text = _CARD.sub(_mask_card, text)

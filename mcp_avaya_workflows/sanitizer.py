@@ -89,7 +89,7 @@ def describe_char(char: str) -> str:
 def check_id(field_name: str, value: object, *, pattern: re.Pattern[str] = ID_PATTERN, fix: str = ID_FIX) -> str:
     """Return `value` if it is a string that fully matches `pattern`, else raise with the first bad character."""
     if not isinstance(value, str):
-        raise InvalidInputError(field_name, f"must be a string, not {_json_type(value)}", fix)
+        raise InvalidInputError(field_name, f"must be a string, not {json_type(value)}", fix)
     if value == "":
         raise InvalidInputError(field_name, "is empty", fix)
     if pattern.fullmatch(value):
@@ -220,7 +220,7 @@ def check_variables(value: object, limits: Limits = Limits()) -> dict[str, str |
         return {}
     if not isinstance(value, Mapping):
         raise InvalidInputError(
-            "variables", f"must be an object, not {_json_type(value)}", 'Pass a flat object such as {"amount": "80.00"}'
+            "variables", f"must be an object, not {json_type(value)}", 'Pass a flat object such as {"amount": "80.00"}'
         )
     if len(value) > limits.max_variables:
         raise InvalidInputError(
@@ -243,7 +243,7 @@ def _check_scalar(field_name: str, value: object, limits: Limits) -> str | int |
         return clean_text(field_name, value, limits)
     raise InvalidInputError(
         field_name,
-        f"is {_json_type(value)}, but variables must be strings, numbers, booleans or null",
+        f"is {json_type(value)}, but variables must be strings, numbers, booleans or null",
         "Flatten the value into a string, or pass structured data in the 'data' argument",
     )
 
@@ -253,7 +253,7 @@ def check_data(value: object, limits: Limits = Limits()) -> dict[str, Any] | Non
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        raise InvalidInputError("data", f"must be an object or null, not {_json_type(value)}", "Pass a JSON object")
+        raise InvalidInputError("data", f"must be an object or null, not {json_type(value)}", "Pass a JSON object")
     budget = _Budget(limits.max_data_items)
     cleaned = _check_tree("data", value, 1, limits, budget)
     assert isinstance(cleaned, dict)
@@ -307,7 +307,8 @@ def check_start_arguments(
     )
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
+    """Name the JSON type of `value` with its article, such as 'a string' or 'null', for error messages."""
     if value is None:
         return "null"
     if isinstance(value, bool):

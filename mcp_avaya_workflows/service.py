@@ -21,7 +21,7 @@ from .catalog import WorkflowAccess
 from .client import InfinityClient
 from .errors import NotFoundError, SessionNotFoundError
 from .handles import HandleCodec, SessionRef
-from .redaction import Redactor, mask_patterns, replace_text
+from .redaction import Redactor, auto_policy, replace_text
 from .sanitizer import Limits, check_handle, check_start_arguments
 
 TRUNCATION_MARK = "…[truncated]"
@@ -150,7 +150,7 @@ class WorkflowService:
         for avaya_id, label in avaya_ids:
             outputs = replace_text(outputs, avaya_id, label)
         entry = self._access.entry_for(ref.workflow_id)
-        policy = entry.output_policy if entry is not None else _auto_policy
+        policy = entry.output_policy if entry is not None else auto_policy
         # Masking runs regular expressions over up to 1 MiB of text, so it runs off the event loop.
         masked = await anyio.to_thread.run_sync(self._redactor.mask_variables, outputs, policy)
         variables, truncated = cap_output(masked.variables, self._output_limits)
@@ -182,17 +182,13 @@ class WorkflowService:
             return None
         for avaya_id, label in avaya_ids:
             text = replace_text(text, avaya_id, label)
-        cleaned = mask_patterns(self._redactor.clean_output_text(text))
+        cleaned = self._redactor.mask_text(text)
         limit = min(self._output_limits.max_value_chars, MAX_LABEL_CHARS)
         return cleaned if len(cleaned) <= limit else cleaned[:limit] + TRUNCATION_MARK
 
 
 # Status, module and workflow names are labels, so they are cut shorter than output values.
 MAX_LABEL_CHARS = 256
-
-
-def _auto_policy(_: str) -> str:
-    return "auto"
 
 
 def cap_output(variables: dict[str, Any], limits: OutputLimits) -> tuple[dict[str, Any], list[str]]:

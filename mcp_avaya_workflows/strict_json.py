@@ -24,7 +24,8 @@ def loads_strict(content: bytes, *, max_depth: int, max_integer_digits: int) -> 
     # RFC 8259 section 8.1 requires UTF-8 between systems. Decoding first also keeps the nesting scan exact,
     # because a UTF-16 byte pair can contain the byte of a quote or a bracket.
     text = content.decode("utf-8-sig")
-    _check_nesting(text, max_depth)
+    if exceeds_depth(text, max_depth):
+        raise ValueError(f"it is nested too deeply, beyond {max_depth} levels")
 
     def parse_bounded_int(digits: str) -> int:
         if len(digits.lstrip("-")) > max_integer_digits:
@@ -46,8 +47,8 @@ _STRUCTURAL = re.compile(r'["\[\]{}]')
 _STRING_REST = re.compile(r'[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
 
 
-def _check_nesting(text: str, max_depth: int) -> None:
-    """Raise ValueError when brackets nest deeper than `max_depth`, in one linear pass without recursion.
+def exceeds_depth(text: str, max_depth: int) -> bool:
+    """Tell whether brackets nest deeper than `max_depth`, in one linear pass without recursion.
 
     Brackets inside strings do not count. The scan stops at an unterminated string, because `json.loads`
     reads nothing after it as structure and rejects the body there.
@@ -60,14 +61,15 @@ def _check_nesting(text: str, max_depth: int) -> None:
         if char == '"':
             string_end = _STRING_REST.match(text, position)
             if string_end is None:
-                return
+                return False
             position = string_end.end()
         elif char in "[{":
             depth += 1
             if depth > max_depth:
-                raise ValueError(f"it is nested too deeply, beyond {max_depth} levels")
+                return True
         else:
             depth -= 1
+    return False
 
 
 def reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from mcp import Client
 from mcp_avaya_workflows.demo import EXAMPLE_WORKFLOW_ID
 from mcp_avaya_workflows.logs import RedactingFormatter
 from mcp_avaya_workflows.redaction import Redactor
-from mcp_avaya_workflows.sandbox import SandboxState, running_sandbox
+from mcp_avaya_workflows.sandbox import ModuleScript, SandboxState, WorkflowScript, load_workflows, running_sandbox
 from mcp_avaya_workflows.server import build_server
 from mcp_avaya_workflows.settings import Settings
 
@@ -26,6 +27,8 @@ PLANTED_SECRET = "planted-Secret-7c1f9e2a4b"
 FAST = 0.01
 ERAS = ["legacy", "2026-07-28"]
 EXAMPLE_WORKFLOW = EXAMPLE_WORKFLOW_ID
+# A workflow only the tests add to the sandbox: it returns the `data` of its start request as output.
+ECHO_WORKFLOW = "025d0117fc5149d6a2b8e0c5d4"
 
 
 @pytest.fixture
@@ -66,19 +69,42 @@ def settings(sandbox: Sandbox) -> Settings:
     return make_settings(sandbox.url)
 
 
-@pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    """Capture every log record at DEBUG, rendered by the server's redacting formatter."""
-    buffer = io.StringIO()
+@contextmanager
+def capture_logs(buffer: io.StringIO, redactor: Redactor, *, server_only: bool = False) -> Iterator[io.StringIO]:
+    """Write every log record at DEBUG to `buffer` through the server's redacting formatter.
+
+    With `server_only`, the sandbox's own records are left out: the sandbox stands for Avaya's side, so
+    its request log is not something this server emits.
+    """
     handler = logging.StreamHandler(buffer)
-    handler.setFormatter(RedactingFormatter(Redactor()))
+    handler.setFormatter(RedactingFormatter(redactor))
+    if server_only:
+        handler.addFilter(lambda record: not record.name.startswith(("mcp_avaya_workflows.sandbox", "uvicorn")))
     root = logging.getLogger()
     previous = root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
-    yield buffer
-    root.removeHandler(handler)
-    root.setLevel(previous)
+    try:
+        yield buffer
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """Capture every log record at DEBUG, rendered by the server's redacting formatter."""
+    with capture_logs(io.StringIO(), Redactor()) as buffer:
+        yield buffer
+
+
+def with_echo_workflow(name: str = "Echo", module_id: str = "mod_echo_001") -> dict[str, WorkflowScript]:
+    """Return the packaged workflows plus ECHO_WORKFLOW, which ends at once with its start request's data as output."""
+    workflows = load_workflows()
+    workflows[ECHO_WORKFLOW] = WorkflowScript(
+        id=ECHO_WORKFLOW, name=name, echo_data=True, modules=(ModuleScript(id=module_id, seconds=0),)
+    )
+    return workflows
 
 
 @pytest.fixture(params=ERAS)

@@ -15,7 +15,9 @@ import uuid
 from dataclasses import dataclass
 from urllib.parse import quote
 
-# The known secret the redactor is told about, as the client secret is at startup.
+from mcp_avaya_workflows.redaction import luhn_valid
+
+# The known secret registered with the redactor, as the client secret is at startup.
 KNOWN_SECRET = "corpus-Known-Secret-5d8e1f0a93"
 
 SECRET_KINDS = (
@@ -83,18 +85,9 @@ def _alnum(rng: random.Random, length: int, alphabet: str = string.ascii_letters
 
 
 def luhn_complete(prefix: str, length: int, rng: random.Random) -> str:
+    """Return a random number of `length` digits that starts with `prefix` and passes the Luhn check."""
     body = prefix + "".join(rng.choice(string.digits) for _ in range(length - len(prefix) - 1))
-    for check in string.digits:
-        candidate = body + check
-        total = 0
-        for index, char in enumerate(reversed(candidate)):
-            digit = int(char)
-            if index % 2 == 1:
-                digit = digit * 2 - 9 if digit > 4 else digit * 2
-            total += digit
-        if total % 10 == 0:
-            return candidate
-    raise AssertionError("a Luhn check digit always exists")
+    return next(body + check for check in string.digits if luhn_valid(body + check))
 
 
 def _cards(rng: random.Random) -> list[Sample]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -20,13 +19,12 @@ import pytest
 from mcp import Client
 
 from mcp_avaya_workflows.audit import AuditLog
-from mcp_avaya_workflows.logs import RedactingFormatter
 from mcp_avaya_workflows.redaction import Redactor
 from mcp_avaya_workflows.sandbox import Fault, SandboxState, running_sandbox
 from mcp_avaya_workflows.server import build_server
 from mcp_avaya_workflows.tools import START_TOOL, STATUS_TOOL
 
-from .conftest import CLIENT_ID, EXAMPLE_WORKFLOW, FAST, PLANTED_SECRET, make_settings
+from .conftest import CLIENT_ID, EXAMPLE_WORKFLOW, FAST, PLANTED_SECRET, capture_logs, make_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -125,21 +123,13 @@ async def test_no_secret_leaks_under_fault(sandbox_state: tuple[SandboxState, st
     exits = Exits()
     redactor = Redactor()
     redactor.add_secret(PLANTED_SECRET)
-    handler = logging.StreamHandler(exits.logs)
-    handler.setFormatter(RedactingFormatter(redactor))
-    # The sandbox stands for Avaya's side; its own request log is not something this server emits.
-    handler.addFilter(lambda record: not record.name.startswith(("mcp_avaya_workflows.sandbox", "uvicorn")))
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
 
     async def on_log(params: Any) -> None:
         exits.notifications.append(json.dumps(params.model_dump(mode="json")))
 
     settings = make_settings(url, read_timeout=0.5)
     server = build_server(settings, redactor=redactor, audit_log=AuditLog(redactor, exits.audit))
-    try:
+    with capture_logs(exits.logs, redactor, server_only=True):
         async with Client(server, logging_callback=on_log) as client:
             arguments = {"workflow_id": EXAMPLE_WORKFLOW, "variables": {"card": PLANTED_CARD}}
             first = await client.call_tool(START_TOOL, arguments)
@@ -153,9 +143,6 @@ async def test_no_secret_leaks_under_fault(sandbox_state: tuple[SandboxState, st
                 result = await client.call_tool(tool, call_arguments)
                 exits.results.append(result.model_dump_json())
                 exits.results.append(json.dumps(result.structured_content))
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous)
 
     emitted = exits.everything()
     for secret in FORBIDDEN:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import logging
 import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -27,18 +26,15 @@ from mcp.types import CallToolResult
 
 from mcp_avaya_workflows.audit import AuditLog
 from mcp_avaya_workflows.catalog import parse_catalog
-from mcp_avaya_workflows.logs import RedactingFormatter
 from mcp_avaya_workflows.redaction import Redactor
-from mcp_avaya_workflows.sandbox import SANDBOX_CATALOG, ModuleScript, SandboxState, WorkflowScript, running_sandbox
-from mcp_avaya_workflows.sandbox.workflows import load_workflows
+from mcp_avaya_workflows.sandbox import SANDBOX_CATALOG, SandboxState, running_sandbox
 from mcp_avaya_workflows.server import build_server
 from mcp_avaya_workflows.tools import START_TOOL, STATUS_TOOL, display_name
 
-from .conftest import CLIENT_ID, PLANTED_SECRET, make_settings
+from .conftest import CLIENT_ID, ECHO_WORKFLOW, PLANTED_SECRET, capture_logs, make_settings, with_echo_workflow
 from .corpus import luhn_complete
 
-EXAMPLES = int(__import__("os").environ.get("PROPERTY_EXAMPLES", "2000"))
-ECHO_WORKFLOW = "025d0117fc5149d6a2b8e0c5d4"
+EXAMPLES = 2000
 REVEALED = ("publicNote", "ticketLabel")
 ECHO_CATALOG = f"""
 [[workflows]]
@@ -81,24 +77,14 @@ class Harness:
 async def _serving(
     catalog_text: str, logs: io.StringIO, audit: io.StringIO, notes: list[str]
 ) -> AsyncIterator[tuple[Client, SandboxState]]:
-    workflows = load_workflows()
-    workflows[ECHO_WORKFLOW] = WorkflowScript(
-        id=ECHO_WORKFLOW, name="Echo", echo_data=True, modules=(ModuleScript(id="mod_echo_001", seconds=0),)
-    )
-    state = SandboxState(CLIENT_ID, PLANTED_SECRET, workflows=workflows, time_scale=0)
+    state = SandboxState(CLIENT_ID, PLANTED_SECRET, workflows=with_echo_workflow(), time_scale=0)
     redactor = Redactor()
     redactor.add_secret(PLANTED_SECRET)
-    handler = logging.StreamHandler(logs)
-    handler.setFormatter(RedactingFormatter(redactor))
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
 
     async def on_log(params: Any) -> None:
         notes.append(json.dumps(params.model_dump(mode="json")))
 
-    try:
+    with capture_logs(logs, redactor):
         async with running_sandbox(state) as url:
             catalog = parse_catalog(catalog_text, "catalog.toml")
             server = build_server(
@@ -109,9 +95,6 @@ async def _serving(
             )
             async with Client(server, logging_callback=on_log) as client:
                 yield client, state
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous)
 
 
 @contextmanager

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..strict_json import exceeds_depth
 from .paths import SESSIONS_PATH
 from .recording import exchange_of
 from .responses import ApiError, apply_fault
@@ -233,14 +233,15 @@ def _parse_json(raw: bytes) -> Any:
     repeated in one object, NaN and infinities (including overflowing numbers such as 1e400) and
     integers longer than MAX_BODY_INTEGER_DIGITS.
     """
-    # This parser is deliberately separate from the client's, so that a bug in one cannot hide the same bug
-    # in the other.
+    # Only the nesting scan is shared with the client. The checks below are the sandbox's own, and unlike
+    # the client's they name the offending key or number, because the sandbox reports them to the caller.
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return InvalidBody("is not UTF-8")
     try:
-        _check_body_nesting(text)
+        if exceeds_depth(text, MAX_BODY_DEPTH):
+            return InvalidBody(f"is nested deeper than {MAX_BODY_DEPTH} levels")
         return json.loads(
             text,
             object_pairs_hook=_reject_duplicate_keys,
@@ -252,32 +253,6 @@ def _parse_json(raw: bytes) -> Any:
         return InvalidBody(f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
     except ValueError as exc:
         return InvalidBody(str(exc))
-
-
-# The characters that open or close a string, an array or an object.
-_STRUCTURAL = re.compile(r'["\[\]{}]')
-# The rest of a string after its opening quote. Possessive quantifiers keep a failed match linear in length.
-_STRING_REST = re.compile(r'[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
-
-
-def _check_body_nesting(text: str) -> None:
-    """Raise ValueError when brackets outside strings nest deeper than MAX_BODY_DEPTH, without recursion."""
-    depth = 0
-    position = 0
-    while (match := _STRUCTURAL.search(text, position)) is not None:
-        char = match.group()
-        position = match.end()
-        if char == '"':
-            string_end = _STRING_REST.match(text, position)
-            if string_end is None:
-                return  # an unterminated string, which json.loads rejects
-            position = string_end.end()
-        elif char in "[{":
-            depth += 1
-            if depth > MAX_BODY_DEPTH:
-                raise ValueError(f"is nested deeper than {MAX_BODY_DEPTH} levels")
-        else:
-            depth -= 1
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
