@@ -1,9 +1,9 @@
 """The audit trail: one JSON line per tool call, to stderr or appended to a file.
 
 A record names who called which tool, for which workflow and session, how it
-ended, how long it took and how much was redacted. It never holds a variable
-value, a variable name or the handle itself: the handle appears as a short
-SHA-256 digest, which links a start to its status reads without letting the
+ended, how long it took and how much was redacted. It never contains a
+variable value, a variable name or the handle itself. The handle appears as a
+short SHA-256 digest, which links a start to its status reads without letting the
 reader of the trail open the session.
 """
 
@@ -118,7 +118,7 @@ class AuditLog:
         return self._to_stderr or self._stream is not None
 
     def write(self, record: AuditRecord) -> None:
-        """Append one record. A failing sink is logged once per failure and never fails the tool call."""
+        """Append one record. An OSError or ValueError from the sink is logged and does not fail the tool call."""
         if not self.enabled:
             return
         # The record contains no values, but scrubbing the line keeps a credential out even if one slips into a field.

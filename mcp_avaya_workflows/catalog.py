@@ -321,7 +321,7 @@ class WorkflowAccess:
         )
 
     def public_view(self) -> dict[str, Any]:
-        """What the catalog resource shows: the mode and, with a catalog, every entry."""
+        """Return what the catalog resource shows: the mode and, with a catalog, every entry."""
         view: dict[str, Any] = {"mode": self.mode}
         if self.catalog is not None:
             view["workflows"] = [entry.public_view() for entry in self.catalog.entries.values()]

@@ -201,18 +201,19 @@ def key_words(name: str) -> list[str]:
 def normalize_text(text: str) -> str:
     """Return `text` in the form the patterns match against: JSON escapes decoded, NFKC, invisible characters removed, ASCII digits.
 
-    Tab, newline and carriage return are kept; every other control character is removed.
+    Tab, newline and carriage return are kept, and every other control character is removed.
     """
-    if text.isascii() and "\\" not in text:
-        return "".join(char for char in text if _printable_ascii(char)) if _has_control(text) else text
     if "\\" in text:
         text = _JSON_ESCAPE.sub(_decode_escape, text)
+    if text.isascii():
+        # Most text is ASCII, where NFKC and digit folding change nothing, so one regular expression does.
+        return _ASCII_CONTROL.sub("", text)
     text = unicodedata.normalize("NFKC", text)
-    kept: list[str] = []
+    characters: list[str] = []
     for char in text:
         if char.isascii():
-            if _printable_ascii(char):
-                kept.append(char)
+            if not _ASCII_CONTROL.match(char):
+                characters.append(char)
             continue
         if is_invisible(char) or char in _INVISIBLE_EXTRA or unicodedata.category(char) == "Cc":
             continue
@@ -220,16 +221,12 @@ def normalize_text(text: str) -> str:
         if 0xE0100 <= ord(char) <= 0xE01EF:
             continue
         digit = unicodedata.decimal(char, None)
-        kept.append(str(digit) if digit is not None else char)
-    return "".join(kept)
+        characters.append(str(digit) if digit is not None else char)
+    return "".join(characters)
 
 
-def _has_control(text: str) -> bool:
-    return not all(_printable_ascii(char) for char in text)
-
-
-def _printable_ascii(char: str) -> bool:
-    return " " <= char < "\x7f" or char in "\t\n\r"
+# ASCII control characters other than tab, newline and carriage return.
+_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _decode_escape(match: re.Match[str]) -> str:

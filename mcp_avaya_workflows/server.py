@@ -74,7 +74,7 @@ def build_server(
 ) -> MCPServer[AppState]:
     """Return an MCP server for `settings`, or for `embedded_sandbox` when one is given.
 
-    The catalog is read from `settings.catalog` unless `catalog` is given; a bad file raises
+    The catalog is read from `settings.catalog` unless `catalog` is given. A bad catalog file raises
     `ConfigurationError`, so the server never starts with a catalog it did not understand.
     """
     redactor = redactor or Redactor(settings.sensitive_keys)
@@ -106,7 +106,7 @@ def build_server(
             )
             if access.mode == "none" and not settings.read_only:
                 logger.warning(
-                    "server.no_catalog: no workflow catalog is configured, so every start is refused; set "
+                    "server.no_catalog: no workflow catalog is configured, so every start is rejected; set "
                     "AVAYA_WORKFLOWS_CATALOG to a catalog file, or AVAYA_WORKFLOWS_ALLOW_ANY_WORKFLOW=true"
                 )
             yield AppState(service=service)

@@ -1,7 +1,7 @@
 """The stdio transport, with a JSON-RPC parse error sent for every line that cannot be parsed.
 
 mcp 2.3.0's stdio transport drops a line it cannot parse, such as one nested
-hundreds of levels deep, without an answer, so the client waits on that request
+hundreds of levels deep, without a reply, so the client waits on that request
 forever. JSON-RPC 2.0 asks for error -32700 with a null id instead, which is
 what this wrapper sends; the SDK's HTTP transports already do the same.
 """

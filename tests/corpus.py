@@ -119,24 +119,31 @@ def _secrets(rng: random.Random) -> list[Sample]:
     hexdigits = "0123456789abcdef"
     jwt = _jwt(rng)
     aws = "AKIA" + _alnum(rng, 16, string.ascii_uppercase + string.digits)
+
     ghp = "ghp_" + _alnum(rng, 36)
     # GitHub App installation tokens can be far longer than the classic 40 characters.
     ghs = "ghs_" + _alnum(rng, 240, string.ascii_letters + string.digits + "_")
     pat = "github_pat_" + _alnum(rng, 82, string.ascii_letters + string.digits + "_")
+
     slack = f"xoxb-{_alnum(rng, 12, string.digits)}-{_alnum(rng, 13, string.digits)}-{_alnum(rng, 24)}"
     webhook = f"https://hooks.slack.com/services/T{_alnum(rng, 8).upper()}/B{_alnum(rng, 8).upper()}/{_alnum(rng, 24)}"
+
     stripe = rng.choice(["sk_live_", "rk_test_"]) + _alnum(rng, 24)
     twilio = rng.choice(["SK", "AC"]) + _alnum(rng, 32, hexdigits)
     google = "AIza" + _alnum(rng, 35, string.ascii_letters + string.digits + "-_")
     oauth = "ya29." + _alnum(rng, 60, string.ascii_letters + string.digits + "-_")
+
     pem_body = "\n".join(_alnum(rng, 64, string.ascii_letters + string.digits + "+/") for _ in range(4))
     pem_kind = rng.choice(["RSA ", "EC ", "", "OPENSSH ", "ENCRYPTED "])
     pem = f"-----BEGIN {pem_kind}PRIVATE KEY-----\n{pem_body}\n-----END {pem_kind}PRIVATE KEY-----"
+
     password = _alnum(rng, 14)
     aws_secret = _alnum(rng, 40, string.ascii_letters + string.digits + "/+")
     token = _alnum(rng, 32)
+
     padding = b"x" * rng.randrange(3)
     blob = base64.b64encode(padding + KNOWN_SECRET.encode() + b"|tail").decode()
+
     return [
         Sample(f"Authorization: Bearer {jwt}", "jwt", jwt.split(".")[1]),
         Sample(f"token={jwt}", "jwt", jwt.split(".")[1]),

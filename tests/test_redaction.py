@@ -650,7 +650,7 @@ def test_known_secret_found_json_escaped() -> None:
     assert REDACTED in redactor.scrub_text("quote\\u0022and\\\\slash\\/secret")
 
 
-def test_private_key_without_end_line_is_redacted_to_the_end() -> None:
+def test_pem_without_end_line_redacted() -> None:
     text = "key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA" + "x" * 5000
 
     assert Redactor().scrub_text(text) == "key:\n[redacted private key]"
@@ -678,7 +678,7 @@ def test_invisible_characters_are_stripped_from_every_output_value(redactor: Red
 
 
 @pytest.mark.parametrize("name", ["cvv", "pin", "cardCvv", "otp", "securityCode", "passcode"])
-def test_cvv_and_pin_are_never_revealed_even_under_the_mask_policy(redactor: Redactor, name: str) -> None:
+def test_mask_policy_never_reveals_cvv(redactor: Redactor, name: str) -> None:
     masked = redactor.mask_variables({name: "4111111111111111"}, policy=lambda _: "mask")
 
     assert masked.variables == {name: REDACTED}

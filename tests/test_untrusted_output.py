@@ -64,7 +64,7 @@ async def test_invisible_bidi_and_tag_characters_are_stripped(echo_sandbox: Sand
     assert final["output_variables"] == {"message": "pay now", "nested": {"items": ["pay now"]}}
 
 
-async def test_long_values_and_large_output_are_capped_and_flagged(echo_sandbox: Sandbox, era: str) -> None:
+async def test_output_capped_and_flagged(echo_sandbox: Sandbox, era: str) -> None:
     settings = make_settings(echo_sandbox.url, max_output_value_chars=100, max_output_bytes=1024)
     bulk = {f"k{index}": "w" * 90 for index in range(10)}
     data = {"short": "ok", "long": "x" * 500, "nested": {"deep": ["y" * 300]}, "bulk": bulk, "after": "gone"}
@@ -155,7 +155,7 @@ async def test_foreign_expired_and_unknown_handles_look_the_same(sandbox: Sandbo
 
 @settings(max_examples=2000, deadline=None)
 @given(owner=st.text(min_size=1, max_size=40), other=st.text(min_size=1, max_size=40))
-def test_a_handle_opens_only_for_its_own_principal(owner: str, other: str) -> None:
+def test_handle_opens_only_for_owner(owner: str, other: str) -> None:
     codec = HandleCodec([CODEC_KEY], ttl_seconds=3600)
     handle = codec.seal(SessionRef(upstream_id="028d01111220a063d64b039dad", workflow_id="wf_1", principal=owner))
 

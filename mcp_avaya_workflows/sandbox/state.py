@@ -206,7 +206,7 @@ class SandboxState:
         return session
 
     def sessions(self) -> list[Session]:
-        """Every session started so far, oldest first."""
+        """Return every session started so far, oldest first."""
         with self._lock:
             return list(self._sessions.values())
 
