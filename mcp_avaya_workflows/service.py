@@ -100,10 +100,9 @@ class WorkflowService:
         version: object,
         variables: object,
         data: object,
-        audit: AuditRecord | None = None,
+        audit: AuditRecord,
     ) -> StartedWorkflowSession:
         """Sanitize the arguments, check them against the catalog, start the session and return a sealed handle."""
-        audit = audit or AuditRecord("start", principal)
         request = check_start_arguments(workflow_id, version, variables, data, self._limits)
         audit.workflow_id = request.workflow_id
         request = self._access.authorize(request, version_given=version is not None)
@@ -130,11 +129,8 @@ class WorkflowService:
             terminal=False,
         )
 
-    async def status(
-        self, principal: str, *, session_id: object, audit: AuditRecord | None = None
-    ) -> WorkflowSessionStatus:
+    async def status(self, principal: str, *, session_id: object, audit: AuditRecord) -> WorkflowSessionStatus:
         """Open the handle, read the session upstream and return its redacted status."""
-        audit = audit or AuditRecord("status", principal)
         handle = check_handle(session_id)
         audit.set_handle(handle)
         ref = self._handles.open(handle, principal)
