@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 
@@ -26,19 +27,24 @@ def loads_strict(content: bytes, *, max_depth: int, max_integer_digits: int) -> 
     text = content.decode("utf-8-sig")
     if exceeds_depth(text, max_depth):
         raise ValueError(f"it is nested too deeply, beyond {max_depth} levels")
-
-    def parse_bounded_int(digits: str) -> int:
-        if len(digits.lstrip("-")) > max_integer_digits:
-            raise ValueError(f"an integer has more than {max_integer_digits} digits")
-        return int(digits)
-
     return json.loads(
         text,
         object_pairs_hook=reject_duplicate_keys,
         parse_constant=reject_constant,
-        parse_int=parse_bounded_int,
+        parse_int=bounded_int_parser(max_integer_digits),
         parse_float=_parse_finite_float,
     )
+
+
+def bounded_int_parser(max_digits: int) -> Callable[[str], int]:
+    """Return a `parse_int` hook for `json.loads` that raises ValueError for integers of more than `max_digits`."""
+
+    def parse(digits: str) -> int:
+        if len(digits.lstrip("-")) > max_digits:
+            raise ValueError(f"an integer has more than {max_digits} digits")
+        return int(digits)
+
+    return parse
 
 
 # The characters that open or close a string, an array or an object.
@@ -70,6 +76,38 @@ def exceeds_depth(text: str, max_depth: int) -> bool:
         else:
             depth -= 1
     return False
+
+
+# A top-level member: its key, then the colon, then the start of a number or a string value.
+_MEMBER_VALUE = re.compile(r'\s*:\s*(-?[0-9]{1,20}(?![0-9.eE])|"(?:[^"\\]|\\.){0,256}")')
+
+
+def top_level_id(text: str) -> int | str | None:
+    """Return the JSON-RPC `id` of a message that may be too deep or ambiguous to parse, or None if it has none.
+
+    Only members of the outermost object count, and an `id` that appears twice counts as none.
+    """
+    depth = 0
+    position = 0
+    found: list[int | str] = []
+    while (match := _STRUCTURAL.search(text, position)) is not None:
+        char = match.group()
+        position = match.end()
+        if char == '"':
+            string_end = _STRING_REST.match(text, position)
+            if string_end is None:
+                break
+            key = text[match.start() : string_end.end()]
+            position = string_end.end()
+            value = _MEMBER_VALUE.match(text, position) if depth == 1 and key == '"id"' else None
+            if value is not None:
+                found.append(json.loads(value.group(1)))
+                position = value.end()
+        elif char in "[{":
+            depth += 1
+        else:
+            depth -= 1
+    return found[0] if len(found) == 1 else None
 
 
 def reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import pytest
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp import Client
+from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult
 
 import mcp_avaya_workflows.sanitizer as sanitizer_module
@@ -660,9 +661,61 @@ async def test_stdio_depth_bomb_answered(raw_server: RawStdioServer) -> None:
 
     answers = [message for message in messages if message.get("id") in (1, None)]
     assert len(answers) == 1
-    assert answers[0]["id"] is None
-    assert answers[0]["error"]["code"] == -32700
+    assert answers[0]["id"] == 1
+    assert answers[0]["error"]["code"] == -32600
+    assert "nested deeper than 64 levels" in answers[0]["error"]["message"]
     assert raw_server.process.returncode is None
+
+
+async def test_stdio_bomb_without_id_gets_parse_error(raw_server: RawStdioServer) -> None:
+    await raw_server.send_line('{"jsonrpc": "2.0", "method": "tools/call", "params": ' + DEPTH_BOMB + "}")
+    await raw_server.call_tool(2, START_TOOL, START_EXAMPLE)
+
+    messages = await raw_server.read_until(2)
+
+    answers = [message for message in messages if message.get("id") is None]
+    assert len(answers) == 1
+    assert answers[0]["error"]["code"] == -32700
+
+
+@pytest.mark.parametrize(
+    "raw_arguments",
+    [
+        pytest.param(
+            '"workflow_id": "025d0114c92e16d3af8b5e72a1", "workflow_id": "' + EXAMPLE_WORKFLOW + '"', id="workflow-id"
+        ),
+        pytest.param(
+            '"workflow_id": "' + EXAMPLE_WORKFLOW + '", "variables": {"amount": "1", "amount": "2"}', id="variable"
+        ),
+        pytest.param('"workflow_id": "' + EXAMPLE_WORKFLOW + '", "data": {"a": [{"b": 1, "b": 2}]}', id="nested-data"),
+        pytest.param('"workflow_id": "' + EXAMPLE_WORKFLOW + '", "data": {"n": ' + "9" * 4400 + "}", id="huge-integer"),
+    ],
+)
+async def test_stdio_ambiguous_arguments_rejected(raw_server: RawStdioServer, raw_arguments: str) -> None:
+    # pydantic keeps the last of two equal keys, so the server would run another workflow than the first key names.
+    await raw_server.call_tool(1, START_TOOL, "{" + raw_arguments + "}")
+    await raw_server.call_tool(2, STATUS_TOOL, '{"session_id": "wfs_' + "A" * 40 + '"}')
+
+    messages = await raw_server.read_until(2)
+
+    answer = next(message for message in messages if message.get("id") == 1)
+    assert answer["error"]["code"] == -32600
+    assert answer["error"]["message"].startswith("Invalid request: ")
+    assert await raw_server.recorded_starts() == []
+
+
+async def test_sdk_client_gets_error_for_depth_bomb() -> None:
+    # Deeper than the server's limit of 64, but within what the SDK client can serialize.
+    nested: Any = 1
+    for _ in range(150):
+        nested = [nested]
+    async with Client(SANDBOX_SERVER) as client:
+        with anyio.fail_after(20):
+            with pytest.raises(MCPError, match="nested deeper than 64 levels"):
+                await client.call_tool(START_TOOL, {"workflow_id": EXAMPLE_WORKFLOW, "data": {"a": nested}})
+            tools = await client.list_tools()
+
+    assert len(tools.tools) == 2
 
 
 @pytest.mark.parametrize(
