@@ -22,7 +22,7 @@ from .client import InfinityClient
 from .errors import NotFoundError, SessionNotFoundError
 from .handles import HandleCodec, SessionRef
 from .redaction import Redactor, auto_policy, replace_text
-from .sanitizer import Limits, check_handle, check_start_arguments
+from .sanitizer import ID_PATTERN, Limits, check_handle, check_start_arguments
 
 TRUNCATION_MARK = "…[truncated]"
 
@@ -103,8 +103,10 @@ class WorkflowService:
         audit: AuditRecord,
     ) -> StartedWorkflowSession:
         """Sanitize the arguments, check them against the catalog, start the session and return a sealed handle."""
+        if isinstance(workflow_id, str) and ID_PATTERN.fullmatch(workflow_id):
+            # Recorded before the other arguments are checked, so that a rejected start still names its workflow.
+            audit.workflow_id = workflow_id
         request = check_start_arguments(workflow_id, version, variables, data, self._limits)
-        audit.workflow_id = request.workflow_id
         request = self._access.authorize(request, version_given=version is not None)
         started = await self._client.start_session(request)
         handle = self._handles.seal(

@@ -79,8 +79,8 @@ class GetWorkflowSessionStatusArguments(BaseModel):
 START_DESCRIPTION = (
     "Start an Avaya Infinity workflow session and return a session_id handle. The workflow starts "
     "running at once and may act on the outside world (tickets, payments, messages), so start it only "
-    "when the user asked for it, and never retry a start that may have succeeded. Only workflows in "
-    "the operator's catalog can start; the infinity://workflows resource lists them with their input "
+    "when the user asked for it, and never retry a start that may have succeeded. Only workflows the "
+    "operator allows can start; the infinity://workflows resource lists them with their input "
     "variables. Follow the session with get_workflow_session_status."
 )
 STATUS_DESCRIPTION = (
@@ -197,7 +197,13 @@ class ArgumentNamesMiddleware:
         params = ctx.params
         if ctx.method == "tools/call" and isinstance(params, Mapping):
             tool, arguments = params.get("name"), params.get("arguments")
-            if isinstance(tool, str) and tool in self._tools and isinstance(arguments, Mapping):
+            if not isinstance(tool, str) or tool not in self._tools:
+                # A call to a tool this server does not offer, such as the start tool in read-only mode, is
+                # exactly the attempt an operator wants on record. The SDK then answers it as an unknown tool.
+                audit = AuditRecord(display_name(str(tool)), self._principal())
+                audit.reject("unknown_tool")
+                self._audit_log.write(audit)
+            elif isinstance(arguments, Mapping):
                 try:
                     check_argument_names(tool, arguments)
                 except InvalidInputError as exc:

@@ -41,19 +41,29 @@ async def test_every_call_leaves_one_record_without_values(sandbox: Sandbox, tmp
         await client.call_tool(START_TOOL, {"workflow_id": "../etc", "variables": variables})
         await client.call_tool(STATUS_TOOL, {"session_id": "wfs_" + "A" * 40})
         await client.call_tool(START_TOOL, {"workflow_id": EXAMPLE_WORKFLOW, "variabls": variables})
+        await client.call_tool(START_TOOL, {"workflow_id": EXAMPLE_WORKFLOW, "variables": {"__proto__": "x"}})
 
     records = read_audit(audit_file)
     text = audit_file.read_text(encoding="utf-8")
 
-    assert len(records) == 1 + len(statuses) + 3
+    assert len(records) == 1 + len(statuses) + 4
     assert [record["tool"] for record in records] == [START_TOOL] + [STATUS_TOOL] * len(statuses) + [
         START_TOOL,
         STATUS_TOOL,
         START_TOOL,
+        START_TOOL,
     ]
-    assert [record["outcome"] for record in records[-3:]] == ["invalid_input", "not_found", "invalid_input"]
-    assert records[-3]["field"] == "workflow_id"
-    assert records[-3]["workflow_id"] is None
+    assert [record["outcome"] for record in records[-4:]] == [
+        "invalid_input",
+        "not_found",
+        "invalid_input",
+        "invalid_input",
+    ]
+    assert records[-4]["field"] == "workflow_id"
+    assert records[-4]["workflow_id"] is None
+    # A start rejected for another argument still names its valid workflow ID.
+    assert records[-1]["field"] == "variables"
+    assert records[-1]["workflow_id"] == EXAMPLE_WORKFLOW
     assert all(record["outcome"] == "ok" for record in records[: 1 + len(statuses)])
     assert {record["handle_digest"] for record in records[: 1 + len(statuses)]} == {handle_digest(handle)}
     assert {record["principal"] for record in records} == {local_principal()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,8 +12,10 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 
+from mcp_avaya_workflows.audit import AuditLog
 from mcp_avaya_workflows.catalog import Catalog, parse_catalog
 from mcp_avaya_workflows.errors import ConfigurationError
+from mcp_avaya_workflows.redaction import Redactor
 from mcp_avaya_workflows.sandbox import SANDBOX_CATALOG, ModuleScript, SandboxState, WorkflowScript, running_sandbox
 from mcp_avaya_workflows.sandbox.workflows import load_workflows
 from mcp_avaya_workflows.server import build_server
@@ -339,15 +342,25 @@ async def test_output_policy_reveals_masks_and_drops(catalog_client: Client) -> 
 
 
 async def test_read_only_mode_hides_the_start_tool(sandbox: Sandbox, era: str) -> None:
-    server = build_server(make_settings(sandbox.url, read_only=True))
+    audit = io.StringIO()
+    redactor = Redactor()
+    server = build_server(make_settings(sandbox.url, read_only=True), audit_log=AuditLog(redactor, audit))
     async with Client(server, mode=era) as client:
         tools = [tool.name for tool in (await client.list_tools()).tools]
+        # In mcp 2.3.0 the client of the 2026-07-28 era reports no instructions, so the server's own are read.
+        instructions = client.instructions or server.instructions
         result = await call(client, START_TOOL, {"workflow_id": ORDER_WORKFLOW})
 
     assert tools == [STATUS_TOOL]
     assert result.is_error
     assert "Unknown tool" in text_of(result)
     assert sandbox.state.count("start") == 0
+    # The attempt is on record, and the instructions do not invite it.
+    records = [json.loads(line) for line in audit.getvalue().splitlines()]
+    assert [(record["tool"], record["outcome"]) for record in records] == [(START_TOOL, "unknown_tool")]
+    assert instructions is not None
+    assert "starts no workflows" in instructions
+    assert "Call start_workflow_session" not in instructions
 
 
 def test_catalog_is_frozen_for_readers() -> None:

@@ -104,7 +104,9 @@ async def test_hostile_output_never_reaches_descriptions_or_instructions(echo_sa
         final = await run_echo(client, {"note": INJECTION, INJECTION[:40].replace(" ", "_"): 1})
         after = [tool.model_dump_json() for tool in (await client.list_tools()).tools]
         resources_after = [resource.model_dump_json() for resource in (await client.list_resources()).resources]
-        instructions = client.server_info.model_dump_json() if client.server_info else ""
+        instructions = (client.instructions or "") + (
+            client.server_info.model_dump_json() if client.server_info else ""
+        )
 
     assert before == after
     assert resources_before == resources_after
