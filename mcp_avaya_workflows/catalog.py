@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 import functools
-import re
+import logging
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +24,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+import regex
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigurationError, InvalidInputError
@@ -37,6 +38,8 @@ from .sanitizer import (
     json_type,
 )
 
+logger = logging.getLogger(__name__)
+
 OutputPolicy = Literal["reveal", "mask", "drop"]
 DefaultOutputPolicy = Literal["auto", "reveal", "mask", "drop"]
 InputType = Literal["string", "integer", "number", "boolean"]
@@ -46,22 +49,32 @@ Channel = Literal["voice", "messaging", "any"]
 MAX_PATTERN_LENGTH = 512
 
 
+# A value that takes longer than this to match its pattern is rejected. Valid values of sensible patterns
+# match in microseconds; only a pattern that backtracks badly, such as (a|aa)+b, comes near it.
+PATTERN_TIMEOUT_SECONDS = 0.1
+
+
 @functools.lru_cache(maxsize=256)
-def compiled_pattern(pattern: str) -> re.Pattern[str]:
-    """Compile a catalog pattern with ASCII classes, so that `\\d` matches 0-9 and no other script's digits."""
-    return re.compile(pattern, re.ASCII)
+def compiled_pattern(pattern: str) -> regex.Pattern[str]:
+    """Compile a catalog pattern with ASCII classes, so that `\\d` matches 0-9 and no other script's digits.
+
+    The `regex` package is used instead of `re` because its matching takes a timeout: a catalog pattern
+    that backtracks badly must not stall the event loop that serves every client.
+    """
+    return regex.compile(pattern, regex.ASCII)
 
 
 class InputVariable(BaseModel):
     """One input variable a catalog workflow accepts."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict, so that `required = "false"` is an error instead of quietly becoming false.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     type: InputType = "string"
     required: bool = False
     description: str = ""
     pattern: str | None = Field(None, max_length=MAX_PATTERN_LENGTH)
-    enum: tuple[str | int | float | bool, ...] | None = Field(None, min_length=1)
+    enum: list[str | int | float | bool] | None = Field(None, min_length=1)
     max_length: int | None = Field(None, ge=1, le=4096)
 
     @field_validator("pattern")
@@ -71,7 +84,7 @@ class InputVariable(BaseModel):
             return None
         try:
             compiled_pattern(value)
-        except re.error as exc:
+        except regex.error as exc:
             raise ValueError(f"is not a valid regular expression ({exc}); escape special characters with \\") from None
         return value
 
@@ -99,13 +112,13 @@ class InputVariable(BaseModel):
 class CatalogEntry(BaseModel):
     """One workflow the agent may start."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     id: str
     name: str = Field(min_length=1, max_length=200)
     description: str = Field("", max_length=2000)
     version: str = "current"
-    versions: tuple[str, ...] = ()
+    versions: list[str] = Field(default_factory=list)
     channel: Channel = "any"
     confirm: bool = False
     accepts_data: bool = False
@@ -122,7 +135,7 @@ class CatalogEntry(BaseModel):
 
     @field_validator("version", "versions")
     @classmethod
-    def _check_versions(cls, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
+    def _check_versions(cls, value: str | list[str]) -> str | list[str]:
         for label in (value,) if isinstance(value, str) else value:
             if not VERSION_PATTERN.fullmatch(label) or ".." in label:
                 raise ValueError(f"{label!a} is not a version label; use 'current' or a label such as '3' or '2.1'")
@@ -188,10 +201,18 @@ def load_catalog(path: Path) -> Catalog:
         raise ConfigurationError(
             [f"The workflow catalog {path} does not exist: fix AVAYA_WORKFLOWS_CATALOG or create the file."]
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = "is not valid UTF-8" if isinstance(exc, UnicodeDecodeError) else f"cannot be read ({exc.strerror})"
-        raise ConfigurationError([f"The workflow catalog {path} {reason}: fix the file or its permissions."]) from None
-    return parse_catalog(text, str(path))
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            [f"The workflow catalog {path} is not valid UTF-8 at byte {exc.start}: save it as UTF-8."]
+        ) from None
+    except OSError as exc:
+        raise ConfigurationError(
+            [
+                f"The workflow catalog {path} cannot be read ({exc.strerror}): point AVAYA_WORKFLOWS_CATALOG at a readable file."
+            ]
+        ) from None
+    # Editors on Windows may start the file with a byte order mark, which TOML does not allow.
+    return parse_catalog(text.removeprefix("\ufeff"), str(path))
 
 
 def parse_catalog(text: str, source: str) -> Catalog:
@@ -227,7 +248,8 @@ _INPUT_FIELDS = sorted(InputVariable.model_fields)
 def _describe(source: str, raw: dict[str, Any], error: Any) -> str:
     location = list(error["loc"])
     where = source
-    if location[:1] == ["workflows"] and len(location) > 1 and isinstance(location[1], int):
+    in_entry = location[:1] == ["workflows"] and len(location) > 1 and isinstance(location[1], int)
+    if in_entry:
         index = location[1]
         entries = raw.get("workflows")
         entry = entries[index] if isinstance(entries, list) and index < len(entries) else None
@@ -235,21 +257,46 @@ def _describe(source: str, raw: dict[str, Any], error: Any) -> str:
         where = f"{source}: workflows[{index}]" + (f" (id {name!r})" if isinstance(name, str) else "")
         location = location[2:]
     field = ".".join(str(part) for part in location) or "entry"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    fix = _fix_for(error, location)
-    return f"{where}: {field} {_lower_first(message)}. {fix}".rstrip()
+    problem, fix = _explain(error, location, in_entry)
+    return f"{where}: {field} {problem}. {fix}".rstrip()
 
 
-def _fix_for(error: Any, location: list[Any]) -> str:
-    if error["type"] == "extra_forbidden" and location:
-        known = _INPUT_FIELDS if len(location) >= 3 and location[0] == "inputs" else _ENTRY_FIELDS
+# Problems named in TOML's terms rather than pydantic's, by pydantic error type.
+_TYPE_PROBLEMS = {
+    "bool_type": ("must be true or false", "Write it without quotes."),
+    "int_type": ("must be a whole number", "Write it without quotes."),
+    "float_type": ("must be a number", "Write it without quotes."),
+    "string_type": ("must be a string", "Put it in quotes."),
+    "list_type": ("must be an array", "Write it as [ ... ]."),
+    "dict_type": ("must be a table", "Write it as a [section] or { ... }."),
+    "model_type": ("must be a table", "Write it as a [section] or { ... }."),
+}
+
+
+def _explain(error: Any, location: list[Any], in_entry: bool) -> tuple[str, str]:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        if not in_entry:
+            known = ["workflows"]
+        elif len(location) >= 3 and location[0] == "inputs":
+            known = _INPUT_FIELDS
+        else:
+            known = _ENTRY_FIELDS
         close = difflib.get_close_matches(str(location[-1]), known, n=1)
-        return f"Did you mean {close[0]!r}?" if close else f"Valid keys are {', '.join(known)}."
-    if error["type"] == "missing":
-        return "Add it to the entry."
-    if error["type"] == "literal_error":
-        return "Use one of the values listed."
-    return "Fix the value."
+        return "is not a known key", f"Did you mean {close[0]!r}?" if close else f"Valid keys are {', '.join(known)}."
+    if kind == "missing":
+        return "is missing", "Add it to the entry."
+    if kind == "list_type" and location == ["workflows"]:
+        return "must be an array of tables", "Write each entry under [[workflows]], with double brackets."
+    if kind in _TYPE_PROBLEMS:
+        return _TYPE_PROBLEMS[kind]
+    message = _lower_first(str(error["msg"]).removeprefix("Value error, ")).replace("input should be", "must be")
+    if kind == "literal_error":
+        return message, "Use one of the values listed."
+    if kind == "value_error":
+        # The validators in this module put the fix into their own message.
+        return message, ""
+    return message, "Fix the value."
 
 
 def _lower_first(text: str) -> str:
@@ -379,6 +426,20 @@ def _check_input(entry: CatalogEntry, name: str, value: str | int | float | bool
             raise InvalidInputError(
                 field, f"is {len(value)} characters long; the limit is {spec.max_length}", f"Send {spec.describe()}"
             )
-        if spec.pattern is not None and not compiled_pattern(spec.pattern).fullmatch(value):
+        if spec.pattern is not None and not _matches(spec.pattern, value, entry.id, name):
             raise InvalidInputError(field, "does not have the declared format", f"Send {spec.describe()}")
     return value
+
+
+def _matches(pattern: str, value: str, workflow_id: str, name: str) -> bool:
+    try:
+        return compiled_pattern(pattern).fullmatch(value, timeout=PATTERN_TIMEOUT_SECONDS) is not None
+    except TimeoutError:
+        # The value is rejected, and the operator learns that the pattern needs rewriting.
+        logger.warning(
+            "catalog.pattern_timeout workflow_id=%s variable=%s length=%d: simplify this pattern in the catalog",
+            workflow_id,
+            name,
+            len(value),
+        )
+        return False

@@ -100,6 +100,8 @@ class Settings(BaseSettings):
         value = value.strip()
         if not value:
             raise ValueError("is empty; use 'stderr', 'off' or the path of a file to append to")
+        if value.lower() == "stdout":
+            raise ValueError("cannot be stdout, which carries the MCP protocol; use 'stderr', 'off' or a file path")
         return value
 
     @model_validator(mode="after")

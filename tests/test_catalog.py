@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 
 from mcp_avaya_workflows.audit import AuditLog
-from mcp_avaya_workflows.catalog import Catalog, parse_catalog
+from mcp_avaya_workflows.catalog import Catalog, load_catalog, parse_catalog
 from mcp_avaya_workflows.errors import ConfigurationError
 from mcp_avaya_workflows.redaction import Redactor
 from mcp_avaya_workflows.sandbox import SANDBOX_CATALOG, ModuleScript, SandboxState, WorkflowScript, running_sandbox
@@ -157,6 +158,24 @@ async def call(client: Client, tool: str, arguments: dict[str, Any]) -> CallTool
         ),
         pytest.param("", ["lists no workflows"], id="empty"),
         pytest.param(
+            '[[workflows]]\nid = "wf_1"\nname = "A"\nconfirm = "yes"',
+            ["confirm must be true or false", "Write it without quotes"],
+            id="quoted-boolean",
+        ),
+        pytest.param(
+            '[[workflows]]\nid = "wf_1"\nname = "A"\n[workflows.inputs.x]\nmax_length = "40"',
+            ["inputs.x.max_length must be a whole number"],
+            id="quoted-integer",
+        ),
+        pytest.param(
+            '[[workflow]]\nid = "wf_1"', ["workflow is not a known key", "Did you mean 'workflows'?"], id="top-typo"
+        ),
+        pytest.param(
+            '[workflows]\nid = "wf_1"\nname = "A"',
+            ["workflows must be an array of tables", "[[workflows]], with double brackets"],
+            id="single-brackets",
+        ),
+        pytest.param(
             '[[workflows]]\nid = "wf_1"\nname = "A"\n[workflows.inputs."__proto__"]\ntype = "string"',
             ["inputs", "'__proto__' is a reserved JavaScript property name"],
             id="prototype-input",
@@ -173,11 +192,31 @@ def test_catalog_problems_name_file_entry_and_fix(text: str, expected: list[str]
         assert fragment in message
 
 
+def test_catalog_file_with_byte_order_mark_loads(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + CATALOG.encode())
+
+    assert ORDER_WORKFLOW in load_catalog(path).entries
+
+
+def test_catalog_file_not_utf8_names_the_byte(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.toml"
+    path.write_bytes(b'[[workflows]]\nname = "caf\xe9"\n')
+
+    with pytest.raises(ConfigurationError, match=r"is not valid UTF-8 at byte 25: save it as UTF-8"):
+        load_catalog(path)
+
+
 def test_sandbox_catalog_lists_every_sandbox_workflow() -> None:
     catalog = parse_catalog(SANDBOX_CATALOG.read_text(encoding="utf-8"), "sandbox catalog")
 
     assert set(catalog.entries) == set(load_workflows())
     assert catalog.entries[PAYOUT_WORKFLOW].confirm is True
+
+
+def test_audit_log_on_stdout_is_rejected() -> None:
+    with pytest.raises(ConfigurationError, match="cannot be stdout, which carries the MCP protocol"):
+        load_settings(require_upstream=False, audit_log="stdout", _env_file=None)
 
 
 def test_catalog_and_allow_any_together_are_refused(tmp_path: Path) -> None:
@@ -300,6 +339,23 @@ async def test_inputs_that_fail_their_declaration_are_refused(
     assert result.is_error
     assert expected in text_of(result)
     assert policy_sandbox.state.count("start") == 0
+
+
+async def test_backtracking_pattern_times_out_without_stalling(sandbox: Sandbox, era: str) -> None:
+    text = f'[[workflows]]\nid = "{ORDER_WORKFLOW}"\nname = "A"\n[workflows.inputs.code]\npattern = "(a|aa)+b"'
+    server = build_server(make_settings(sandbox.url, allow_any_workflow=False), catalog=parse_catalog(text, "c.toml"))
+    async with Client(server, mode=era) as client:
+        with anyio.fail_after(5):
+            # Matching this value to the end would take far longer than the test's whole time limit.
+            result = await call(
+                client, START_TOOL, {"workflow_id": ORDER_WORKFLOW, "variables": {"code": "a" * 80 + "!"}}
+            )
+            tools = await client.list_tools()
+
+    assert result.is_error
+    assert "'variables.code': does not have the declared format" in text_of(result)
+    assert len(tools.tools) == 2
+    assert sandbox.state.count("start") == 0
 
 
 async def test_catalog_resource_lists_entries(catalog_client: Client) -> None:
