@@ -42,6 +42,7 @@ REFUND = "025d0112a7c4e91b3f6d20a8e5"
 CALLBACK = "025d0113b81f05c29e7a4d61f0"
 HOLD_QUEUE = "025d0114c92e16d3af8b5e72a1"
 PAYOUT = "025d0115da3f27e4b09c6f83b2"
+LEDGER_SYNC = "025d0118c3e7a2f94b1d6e05a9"
 
 PAYOUT_CLIENT = "payouts-service"
 PAYOUT_SECRET = "payouts-secret"
@@ -682,7 +683,7 @@ async def test_request_log_keeps_no_secrets(client: httpx2.AsyncClient, state: S
 
 def test_demo_workflow_ids() -> None:
     workflows = load_workflows()
-    assert set(workflows) == {PAYMENT, SUPPORT, ORDER_STATUS, REFUND, CALLBACK, HOLD_QUEUE, PAYOUT}
+    assert set(workflows) == {PAYMENT, SUPPORT, ORDER_STATUS, REFUND, CALLBACK, HOLD_QUEUE, PAYOUT, LEDGER_SYNC}
     assert len(PAYMENT) == 27
     for workflow_id in workflows:
         if workflow_id not in (PAYMENT, ORDER_STATUS):

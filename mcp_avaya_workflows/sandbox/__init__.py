@@ -1,7 +1,8 @@
 """An in-process emulator of Avaya Infinity's token endpoint and Workflow Sessions REST API.
 
 It runs scripted workflows from `workflows.toml`, signs real RS256 tokens, logs every request and
-can inject faults, so clients can be tested without an Avaya tenant.
+can inject faults, from error responses to connection resets, so clients can be tested without an
+Avaya tenant.
 """
 
 from pathlib import Path
@@ -10,7 +11,7 @@ from .app import create_app
 from .faults import Fault
 from .runner import running_sandbox, serve_sandbox_forever
 from .state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, RecordedRequest, SandboxState, Session
-from .workflows import ModuleScript, SessionStatus, WorkflowScript, load_workflows
+from .workflows import ModuleScript, SessionStatus, WorkflowFault, WorkflowScript, load_workflows
 
 # The workflow catalog for the demo workflows, which `serve --sandbox` loads by default.
 SANDBOX_CATALOG = Path(__file__).with_name("catalog.toml")
@@ -25,6 +26,7 @@ __all__ = [
     "SandboxState",
     "Session",
     "SessionStatus",
+    "WorkflowFault",
     "WorkflowScript",
     "create_app",
     "load_workflows",

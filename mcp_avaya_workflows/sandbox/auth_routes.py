@@ -11,9 +11,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .injection import RequestFaults
 from .paths import JWKS_PATH, REALM_PREFIX, TOKEN_PATH
 from .recording import exchange_of
-from .responses import NO_STORE_HEADERS, OAuthError, apply_fault
+from .responses import NO_STORE_HEADERS, OAuthError
 from .state import SandboxState
 from .tokens import DEFAULT_SCOPE
 
@@ -47,11 +48,23 @@ class RealmEndpoints:
 
     async def token(self, request: Request) -> Response:
         """Issue an access token for a client-credentials grant."""
+        faults = RequestFaults(self.state, request, "token")
+        interrupted = await faults.take(None)
+        if interrupted is not None:
+            return interrupted
         form, repeated = await _read_form(request)
         exchange_of(request).client_id = _claimed_client_id(request, form)
-        faulted = await apply_fault(self.state, "token", None)
-        if faulted is not None:
-            return faulted
+        return await faults.respond(lambda: self._grant(request, form, repeated))
+
+    async def jwks(self, request: Request) -> Response:
+        """Serve the public key that signs this sandbox's tokens."""
+        faults = RequestFaults(self.state, request, "jwks")
+        interrupted = await faults.take(None)
+        if interrupted is not None:
+            return interrupted
+        return await faults.respond(lambda: JSONResponse(self.state.tokens.jwks()))
+
+    def _grant(self, request: Request, form: dict[str, str], repeated: frozenset[str]) -> Response:
         try:
             _check_grant_type(form)
             client_id = self._authenticate(_read_credentials(request, form))
@@ -59,13 +72,6 @@ class RealmEndpoints:
         except OAuthError as exc:
             return exc.to_response()
         return self._token_response(request, client_id, form.get("scope") or DEFAULT_SCOPE)
-
-    async def jwks(self, request: Request) -> Response:
-        """Serve the public key that signs this sandbox's tokens."""
-        faulted = await apply_fault(self.state, "jwks", None)
-        if faulted is not None:
-            return faulted
-        return JSONResponse(self.state.tokens.jwks())
 
     def _authenticate(self, credentials: ClientCredentials) -> str:
         if not credentials.client_id:

@@ -43,9 +43,16 @@ class ControlEndpoints:
         return Response(status_code=204)
 
     async def list_faults(self, request: Request) -> Response:
-        """List the queued faults with the number of responses each has left."""
+        """List the queued faults, then the data file's, in matching order, with what each has left.
+
+        `remaining` is the number of requests a fault still applies to, or null for every one, and
+        `source` is "queue" for a fault added at run time or "data_file" for one from `[[workflows.faults]]`.
+        """
         return JSONResponse(
-            [{**_fault_to_json(fault), "remaining": remaining} for fault, remaining in self.state.faults]
+            [
+                {**_fault_to_json(item.fault), "remaining": item.remaining, "source": item.source}
+                for item in self.state.pending_faults()
+            ]
         )
 
     async def add_fault(self, request: Request) -> Response:
@@ -58,7 +65,7 @@ class ControlEndpoints:
         return JSONResponse(_fault_to_json(fault), status_code=201)
 
     async def clear_faults(self, request: Request) -> Response:
-        """Drop every queued fault."""
+        """Drop every queued fault, keeping the standing faults of the data file."""
         self.state.clear_faults()
         return Response(status_code=204)
 

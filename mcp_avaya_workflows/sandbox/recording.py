@@ -1,4 +1,4 @@
-"""ASGI middleware that logs every request in the sandbox's request log, including 404s and 405s."""
+"""ASGI middleware that logs every request in the sandbox's request log, including 404s, 405s and resets."""
 
 from __future__ import annotations
 
@@ -16,15 +16,18 @@ from .state import RecordedRequest, RequestKind, SandboxState
 logger = logging.getLogger(__name__)
 
 _EXCHANGE_KEY = "mcp_avaya_workflows.sandbox.exchange"
+# The status logged when no status line was sent, because a fault reset the connection first.
+NO_RESPONSE_STATUS = 0
 
 
 @dataclass
 class Exchange:
-    """The log entry of a request under construction: its kind, the calling client and a start body."""
+    """The log entry of a request under construction: kind, calling client, start body and applied fault."""
 
     kind: RequestKind
     client_id: str | None = None
     body: Any = None
+    fault: str | None = None
 
 
 def classify_path(path: str) -> RequestKind:
@@ -64,18 +67,25 @@ class RequestRecorder:
         exchange = Exchange(kind=classify_path(scope["path"]))
         scope[_EXCHANGE_KEY] = exchange
         timestamp = time.time()
-        # Starlette's outer error middleware turns an exception into a 500 after this one has
-        # finished, so 500 is the status to log when no response went through here.
-        status = 500
+        # An app that returns without sending a status line has reset the connection.
+        status = NO_RESPONSE_STATUS
+        started = False
 
         async def send_and_note_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started = True
             await send(message)
 
         try:
             await self.app(scope, receive, send_and_note_status)
+        except Exception:
+            # Starlette's outer error middleware turns the exception into a 500 after this one has
+            # finished, unless a response had already started.
+            if not started:
+                status = 500
+            raise
         finally:
             entry = RecordedRequest(
                 kind=exchange.kind,
@@ -85,13 +95,15 @@ class RequestRecorder:
                 client_id=exchange.client_id,
                 body=exchange.body,
                 timestamp=timestamp,
+                fault=exchange.fault,
             )
             self.state.record(entry)
             logger.debug(
-                "sandbox request kind=%s method=%s path=%s status=%d client_id=%s",
+                "sandbox request kind=%s method=%s path=%s status=%d client_id=%s fault=%s",
                 entry.kind,
                 entry.method,
                 entry.path,
                 entry.status,
                 entry.client_id,
+                entry.fault,
             )

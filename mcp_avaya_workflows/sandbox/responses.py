@@ -1,8 +1,7 @@
-"""Error bodies in Avaya's two shapes, and the responses of injected faults."""
+"""Error bodies in Avaya's two shapes, and the canned and oversized responses of injected faults."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -11,7 +10,6 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 
 from .faults import Fault
-from .state import SandboxState
 
 # RFC 6749 section 5.1 requires these on every token response.
 NO_STORE_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -50,22 +48,6 @@ class OAuthError(Exception):
         return JSONResponse(body, status_code=self.status, headers={**NO_STORE_HEADERS, **self.headers})
 
 
-async def apply_fault(state: SandboxState, kind: str, workflow_id: str | None) -> Response | None:
-    """Apply the first queued fault matching the request, if any.
-
-    Return the fault's response, or None when the request should be handled normally: no fault
-    matched, or the matching fault only adds a delay.
-    """
-    fault = state.take_fault(kind, workflow_id)
-    if fault is None:
-        return None
-    if fault.delay_seconds > 0:
-        await asyncio.sleep(fault.delay_seconds)
-    if fault.status is None:
-        return None
-    return build_fault_response(fault)
-
-
 def build_fault_response(fault: Fault) -> Response:
     """Build the response a fault specifies: a dict body as JSON, a string body byte for byte."""
     assert fault.status is not None
@@ -78,6 +60,24 @@ def build_fault_response(fault: Fault) -> Response:
         media_type = None if _has_header(headers, "Content-Type") else "text/plain; charset=utf-8"
         return Response(fault.body, fault.status, headers, media_type=media_type)
     return Response(b"", fault.status, headers)
+
+
+def build_oversized_response(fault: Fault) -> Response:
+    """Build a response whose JSON body is exactly `fault.size_bytes` long, with `fault.status` or 200."""
+    status = HTTPStatus.OK if fault.status is None else fault.status
+    headers = dict(fault.headers)
+    media_type = None if _has_header(headers, "Content-Type") else "application/json"
+    return Response(oversized_json(fault.size_bytes), status, headers, media_type=media_type)
+
+
+def oversized_json(size: int) -> bytes:
+    """Return valid JSON of exactly `size` bytes: `{"padding":"xx…"}`, or a string or a digit below 14 bytes."""
+    prefix, suffix = b'{"padding":"', b'"}'
+    if size >= len(prefix) + len(suffix):
+        return prefix + b"x" * (size - len(prefix) - len(suffix)) + suffix
+    if size >= 2:
+        return b'"' + b"x" * (size - 2) + b'"'
+    return b"0"
 
 
 def _has_header(headers: Mapping[str, str], name: str) -> bool:

@@ -51,6 +51,9 @@ def _build_config(state: SandboxState, host: str, port: int) -> uvicorn.Config:
         port=port,
         log_level="warning",
         lifespan="off",
+        # "auto" would switch to httptools wherever it is installed. Pinning h11 keeps one HTTP parser,
+        # and one verified path to the transport for the connection faults (see connection.py).
+        http="h11",
         # uvicorn's access log goes to stdout, which a stdio MCP server must keep for the protocol.
         access_log=False,
         timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_SECONDS,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .faults import Fault, FaultQueue
+from .faults import Fault, FaultQueue, PendingFault, WorkflowNeeded
 from .tokens import DEFAULT_SCOPE, IssuedToken, TokenIssuer
 from .workflows import SessionStatus, WorkflowScript, compute_status, load_workflows
 
@@ -31,10 +31,11 @@ RequestKind = Literal["token", "start", "status", "jwks", "control", "other"]
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """One request the sandbox handled, faulted or failed ones included.
+    """One request the sandbox received, faulted, failed and reset ones included.
 
     `body` is the parsed JSON of a start request and None for every other kind, so secrets and
-    tokens never reach the log.
+    tokens never reach the log. `status` is 0 when no status line was sent, because the connection
+    was reset first. `fault` is the `Fault.label` of the fault applied to the request, or None.
     """
 
     kind: RequestKind
@@ -44,6 +45,7 @@ class RecordedRequest:
     client_id: str | None
     body: Any
     timestamp: float
+    fault: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Build the entry served by `GET /_sandbox/requests`."""
@@ -55,6 +57,7 @@ class RecordedRequest:
             "client_id": self.client_id,
             "body": self.body,
             "timestamp": self.timestamp,
+            "fault": self.fault,
         }
 
 
@@ -76,7 +79,8 @@ class SandboxState:
     """One sandbox instance, shared by the ASGI app and by tests that inspect or steer it.
 
     `time_scale` multiplies every module's scripted duration, so 0.01 makes a 1 s module take 10 ms
-    and 0 finishes every session at once. `clock` is a monotonic clock in seconds.
+    and 0 finishes every session at once. `clock` is a monotonic clock in seconds. The `faults` of
+    each workflow script become standing faults, which match after every queued fault.
     """
 
     def __init__(
@@ -104,6 +108,9 @@ class SandboxState:
         self._clients = _build_client_table(client_id, client_secret, extra_clients)
         self._clock = clock
         self._faults = FaultQueue()
+        for script in self.workflows.values():
+            for scripted_fault in script.faults:
+                self._faults.add_standing(scripted_fault.to_fault(script.id))
         self._lock = threading.Lock()
         self._sessions: dict[str, Session] = {}
         self._requests: deque[RecordedRequest] = deque(maxlen=REQUEST_LOG_LIMIT)
@@ -136,6 +143,10 @@ class SandboxState:
         """Revoke every token issued so far, so their next use gets 401, and return how many were issued."""
         return self.tokens.revoke_all()
 
+    def revoke_token(self, value: str) -> bool:
+        """Revoke one token, so its next use gets 401, and tell whether it was a token this sandbox signed."""
+        return self.tokens.revoke(value)
+
     # Faults
 
     def add_fault(self, fault: Fault) -> None:
@@ -143,16 +154,29 @@ class SandboxState:
         self._faults.add(fault)
 
     def clear_faults(self) -> None:
-        """Drop every queued fault."""
+        """Drop every queued fault. The standing faults of the data file stay."""
         self._faults.clear()
 
     def take_fault(self, kind: str, workflow_id: str | None) -> Fault | None:
-        """Use up one response of the first queued fault that matches the request, and return that fault."""
+        """Use up one application of the first fault, queued or standing, that matches the request, and return it."""
         return self._faults.take(kind, workflow_id)
 
+    def take_fault_without_workflow(self, kind: str) -> Fault | WorkflowNeeded | None:
+        """Take a fault for a request whose workflow is not known yet, as in `FaultQueue.take_without_workflow`."""
+        return self._faults.take_without_workflow(kind)
+
     @property
-    def faults(self) -> list[tuple[Fault, int]]:
-        """Queued faults with the number of responses each has left."""
+    def faults(self) -> list[tuple[Fault, int | None]]:
+        """Queued faults with the number of requests each still applies to (None: every one)."""
+        return [(item.fault, item.remaining) for item in self._faults.pending("queue")]
+
+    @property
+    def standing_faults(self) -> list[tuple[Fault, int | None]]:
+        """Faults from the data file with the number of requests each still applies to (None: every one)."""
+        return [(item.fault, item.remaining) for item in self._faults.pending("data_file")]
+
+    def pending_faults(self) -> list[PendingFault]:
+        """Queued faults, then standing ones, in the order they match requests."""
         return self._faults.pending()
 
     # Request log

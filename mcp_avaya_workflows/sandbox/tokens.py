@@ -81,6 +81,19 @@ class TokenIssuer:
                 raise InvalidTokenError("access token rejected: the token has been revoked")
         return token.claims
 
+    def revoke(self, value: str) -> bool:
+        """Revoke one token, expired or not, and tell whether it carried this issuer's signature."""
+        try:
+            token = jwt.decode(value, self._key, algorithms=[ALGORITHM])
+        except (JoseError, ValueError):
+            return False
+        token_id = token.claims.get("jti")
+        if not isinstance(token_id, str):
+            return False
+        with self._lock:
+            self._revoked.add(token_id)
+        return True
+
     def revoke_all(self) -> int:
         """Revoke every token issued so far and return how many that was; later tokens stay valid."""
         with self._lock:

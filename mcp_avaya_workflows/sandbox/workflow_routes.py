@@ -13,9 +13,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..strict_json import exceeds_depth
+from .injection import RequestFaults
 from .paths import SESSIONS_PATH
 from .recording import exchange_of
-from .responses import ApiError, apply_fault
+from .responses import ApiError
 from .state import SandboxState, Session
 from .tokens import InvalidTokenError
 from .workflows import CURRENT_VERSION, ID_PATTERN, WorkflowScript
@@ -85,15 +86,22 @@ class WorkflowEndpoints:
 
     async def start(self, request: Request) -> Response:
         """Start a session of a scripted workflow."""
+        faults = RequestFaults(self.state, request, "start")
+        interrupted = await faults.take_before_workflow()
+        if interrupted is not None:
+            return interrupted
         body = _parse_json(await request.body())
-        caller = self._identify_caller(request)
         exchange = exchange_of(request)
         exchange.body = None if isinstance(body, InvalidBody) else body
-        exchange.client_id = caller.client_id
         named_workflow = body.get("workflowId") if isinstance(body, dict) else None
-        faulted = await apply_fault(self.state, "start", _as_str(named_workflow))
-        if faulted is not None:
-            return faulted
+        interrupted = await faults.take(_as_str(named_workflow))
+        if interrupted is not None:
+            return interrupted
+        caller = self._identify_caller(request)
+        exchange.client_id = caller.client_id
+        return await faults.respond(lambda: self._start_session(body, caller))
+
+    def _start_session(self, body: Any, caller: Caller) -> Response:
         try:
             client_id = _require_client(caller)
             if isinstance(body, InvalidBody):
@@ -117,13 +125,17 @@ class WorkflowEndpoints:
     async def status(self, request: Request) -> Response:
         """Return the current status of a session."""
         session_id: str = request.path_params["session_id"]
-        caller = self._identify_caller(request)
-        exchange_of(request).client_id = caller.client_id
         well_formed = ID_PATTERN.fullmatch(session_id) is not None
         session = self.state.find_session(session_id) if well_formed else None
-        faulted = await apply_fault(self.state, "status", session.workflow_id if session else None)
-        if faulted is not None:
-            return faulted
+        faults = RequestFaults(self.state, request, "status")
+        interrupted = await faults.take(session.workflow_id if session else None)
+        if interrupted is not None:
+            return interrupted
+        caller = self._identify_caller(request)
+        exchange_of(request).client_id = caller.client_id
+        return await faults.respond(lambda: self._report_status(session_id, session, caller))
+
+    def _report_status(self, session_id: str, session: Session | None, caller: Caller) -> Response:
         try:
             client_id = _require_client(caller)
             session = self._require_session(session_id, session, client_id)

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .faults import DEFAULT_OVERSIZED_BYTES, Fault, FaultAction
+
 # Well-formed workflow and session ids for the sandbox.
 # NOTE: Avaya publishes no id grammar that this project has seen. The pattern is a guess that fits every id in
 # its examples, and the 64-character cap is arbitrary.
@@ -34,6 +36,48 @@ class ModuleScript(BaseModel):
     outputs: dict[str, Any] = Field(default_factory=dict, alias="set")
 
 
+class WorkflowFault(BaseModel):
+    """A standing fault from a `[[workflows.faults]]` entry, applied to requests for the enclosing workflow.
+
+    The fields are those of `Fault`, without `workflow_id`, which the workflow implies. Defaults differ
+    where TOML needs it: `times` defaults to every matching request, and `status` to none, because TOML
+    has no null to write it with.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    target: Literal["start", "status"]
+    action: FaultAction = "respond"
+    status: int | None = None
+    body: dict[str, Any] | str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    delay_seconds: float = 0.0
+    times: int | None = None
+    handle_first: bool = False
+    size_bytes: int = DEFAULT_OVERSIZED_BYTES
+
+    @model_validator(mode="after")
+    def check_combination(self) -> WorkflowFault:
+        """Reject combinations of fields that `Fault` rejects, with its message."""
+        self.to_fault(None)
+        return self
+
+    def to_fault(self, workflow_id: str | None) -> Fault:
+        """Build the Fault this entry describes for the workflow `workflow_id`."""
+        return Fault(
+            target=self.target,
+            action=self.action,
+            status=self.status,
+            body=self.body,
+            headers=dict(self.headers),
+            delay_seconds=self.delay_seconds,
+            times=self.times,
+            handle_first=self.handle_first,
+            size_bytes=self.size_bytes,
+            workflow_id=workflow_id,
+        )
+
+
 class WorkflowScript(BaseModel):
     """A workflow the sandbox can run, as described by one `[[workflows]]` entry of the data file."""
 
@@ -50,6 +94,7 @@ class WorkflowScript(BaseModel):
     never_finishes: bool = False
     echo_data: bool = False
     modules: tuple[ModuleScript, ...] = Field(min_length=1)
+    faults: tuple[WorkflowFault, ...] = ()
 
     @field_validator("id")
     @classmethod
