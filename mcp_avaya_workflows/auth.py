@@ -26,11 +26,12 @@ from .errors import (
     AuthenticationError,
     InvalidResponseError,
     RateLimitedError,
+    TokenUnavailableError,
     UpstreamError,
-    UpstreamUnavailableError,
 )
 from .redaction import Redactor
 from .response_headers import retry_after_seconds
+from .retry import RetryPolicy, retrying
 from .strict_json import reject_constant, reject_duplicate_keys
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def _check_token_response(response: httpx2.Response) -> httpx2.Response:
             retry_after=retry_after_seconds(response.headers),
         )
     if response.status_code >= 500:
-        raise UpstreamUnavailableError(
+        raise TokenUnavailableError(
             "The token endpoint returned an error", endpoint="token", status=response.status_code
         )
     if len(response.content) > MAX_TOKEN_RESPONSE_BYTES:
@@ -89,8 +90,10 @@ class TokenProvider:
         leeway_seconds: int,
         timeout: httpx2.Timeout,
         redactor: Redactor,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
         self._token_url = token_url
+        self._retry_policy = retry_policy or RetryPolicy()
         self._leeway = leeway_seconds
         self._redactor = redactor
         redactor.add_secret(client_secret.get_secret_value())
@@ -109,18 +112,23 @@ class TokenProvider:
     async def aclose(self) -> None:
         await self._oauth.aclose()
 
-    async def get_token(self) -> str:
-        """Return a valid access token, fetching one only when the cached one is missing or expiring."""
+    async def get_token(self, deadline: float = math.inf) -> str:
+        """Return a valid access token, fetching one only when the cached one is missing or expiring.
+
+        A failed token request is retried as `retry.is_retryable` allows, with no backoff past `deadline`
+        (on the anyio clock).
+        """
         token = self._token
         if token is not None and not self._is_expiring(token):
             return token.value
         async with self._lock:
             # Another call may have refreshed while this one waited for the lock.
-            token = self._token
-            if token is None or self._is_expiring(token):
-                token = await self._fetch()
-                self._token = token
-            return token.value
+            cached = self._token
+            if cached is not None and not self._is_expiring(cached):
+                return cached.value
+            fresh: AccessToken = await retrying(self._retry_policy, "token", deadline)(self._fetch)
+            self._token = fresh
+            return fresh.value
 
     def invalidate(self, rejected: str) -> None:
         """Forget `rejected` after a 401, unless a newer token already replaced it."""
@@ -137,11 +145,11 @@ class TokenProvider:
         except OAuthError as exc:
             raise self._credential_error(exc) from None
         except httpx2.HTTPStatusError as exc:
-            raise UpstreamUnavailableError(
+            raise TokenUnavailableError(
                 "The token endpoint returned an error", endpoint="token", status=exc.response.status_code
             ) from None
         except (httpx2.TimeoutException, httpx2.TransportError) as exc:
-            raise UpstreamUnavailableError(
+            raise TokenUnavailableError(
                 f"The token endpoint could not be reached: {type(exc).__name__}", endpoint="token"
             ) from None
         except ValueError:

@@ -138,9 +138,10 @@ def _serve(*, sandbox: bool, time_scale: float) -> None:
 
     import anyio
 
+    from .lifecycle import run_until_stopped
     from .stdio import run_stdio
 
-    anyio.run(run_stdio, server)
+    anyio.run(run_until_stopped, lambda: run_stdio(server))
 
 
 def _run_sandbox(host: str, port: int, client_id: str, client_secret: str | None, time_scale: float) -> None:

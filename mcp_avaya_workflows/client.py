@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
+import anyio
 import httpx2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -25,11 +27,15 @@ from .errors import (
     RateLimitedError,
     RequestRejectedError,
     StartOutcomeUnknownError,
+    ThrottledError,
+    TokenUnavailableError,
     UpstreamError,
     UpstreamUnavailableError,
 )
+from .ratelimit import FairRateLimiter
 from .redaction import Redactor
 from .response_headers import request_id_of, retry_after_seconds
+from .retry import RetryPolicy, retrying
 from .sanitizer import ID_PATTERN, StartRequest
 from .strict_json import loads_strict
 
@@ -80,8 +86,35 @@ class SessionStatus(BaseModel):
         return (self.status or "").upper() not in TERMINAL_STATUSES
 
 
+# The budget of a request made without one, outside any tool call.
+ANONYMOUS_PRINCIPAL = "anonymous"
+DEFAULT_CALL_SECONDS = 30.0
+
+
+@dataclass
+class CallBudget:
+    """The principal a tool call acts for, and the deadline by which its upstream requests must finish.
+
+    `deadline` is on the anyio clock. `phase` tracks what the call is waiting for, so that a missed deadline
+    can be reported truthfully: a start cut off while queued or while fetching a token was never sent.
+    """
+
+    principal: str
+    deadline: float
+    phase: Literal["rate_limit", "token", "send"] = "rate_limit"
+
+    @classmethod
+    def starting_now(cls, principal: str, seconds: float) -> CallBudget:
+        """Return a budget that ends `seconds` from now."""
+        return cls(principal, anyio.current_time() + seconds)
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline, never below 0."""
+        return max(0.0, self.deadline - anyio.current_time())
+
+
 class InfinityClient:
-    """Start workflow sessions and read their status, with bearer auth and one retry after a 401."""
+    """Start workflow sessions and read their status, with retries, a rate limit, deadlines and bearer auth."""
 
     def __init__(
         self,
@@ -91,18 +124,26 @@ class InfinityClient:
         redactor: Redactor,
         timeout: httpx2.Timeout,
         status_path_suffix: str = "",
+        retry_policy: RetryPolicy | None = None,
+        limiter: FairRateLimiter | None = None,
     ) -> None:
         self._http = httpx2.AsyncClient(base_url=base_url, timeout=timeout, follow_redirects=False)
         self._tokens = tokens
         self._redactor = redactor
         self._status_suffix = status_path_suffix
+        self._retry_policy = retry_policy or RetryPolicy()
+        self._limiter = limiter or FairRateLimiter(0, 1)
 
     async def aclose(self) -> None:
         await self._http.aclose()
         await self._tokens.aclose()
 
-    async def start_session(self, request: StartRequest) -> StartedSession:
-        """Start a session of `request.workflow_id` and return what Infinity reports about it."""
+    async def start_session(self, request: StartRequest, budget: CallBudget | None = None) -> StartedSession:
+        """Start a session of `request.workflow_id` and return what Infinity reports about it.
+
+        Without a `budget`, the request is made for an anonymous principal with `DEFAULT_CALL_SECONDS`.
+        """
+        budget = budget or CallBudget.starting_now(ANONYMOUS_PRINCIPAL, DEFAULT_CALL_SECONDS)
         body: dict[str, Any] = {
             "workflowId": request.workflow_id,
             "version": request.version,
@@ -111,7 +152,7 @@ class InfinityClient:
         if request.data is not None:
             body["data"] = request.data
         try:
-            return _parse_started(await self._call("POST", SESSIONS_PATH, "start", body=body))
+            return _parse_started(await self._call("POST", SESSIONS_PATH, "start", budget, body=body))
         except (UpstreamUnavailableError, InvalidResponseError) as exc:
             # Infinity has no idempotency key, so a start that may have run must not look retryable.
             if exc.endpoint != "start" or not exc.request_sent:
@@ -127,12 +168,13 @@ class InfinityClient:
                 exc.detail, endpoint="start", status=exc.status, request_id=exc.request_id
             ) from None
 
-    async def get_status(self, session_id: str) -> SessionStatus:
+    async def get_status(self, session_id: str, budget: CallBudget | None = None) -> SessionStatus:
         """Return the status of an Infinity session; `session_id` must already be validated."""
+        budget = budget or CallBudget.starting_now(ANONYMOUS_PRINCIPAL, DEFAULT_CALL_SECONDS)
         if not ID_PATTERN.fullmatch(session_id):
             raise InvalidResponseError("The sealed session ID has an unexpected format", endpoint="status")
         path = f"{SESSIONS_PATH}/{session_id}{self._status_suffix}"
-        payload = await self._call("GET", path, "status")
+        payload = await self._call("GET", path, "status", budget)
         try:
             status = SessionStatus.model_validate(payload)
         except ValidationError:
@@ -141,16 +183,28 @@ class InfinityClient:
             raise InvalidResponseError("The status response has neither isRunning nor status", endpoint="status")
         return status
 
-    async def _call(self, method: str, path: str, endpoint: str, *, body: Any = None) -> Any:
-        token = await self._tokens.get_token()
-        status, content, headers = await self._send(method, path, endpoint, token, body)
+    async def _call(self, method: str, path: str, endpoint: str, budget: CallBudget, *, body: Any = None) -> Any:
+        """Send one request with the retry policy, and return its decoded body by `budget.deadline`."""
+        try:
+            with anyio.fail_after(budget.remaining()):
+                retry_loop = retrying(self._retry_policy, endpoint, budget.deadline)
+                return await retry_loop(self._attempt, method, path, endpoint, budget, body)
+        except TimeoutError:
+            raise _deadline_error(endpoint, budget) from None
+
+    async def _attempt(self, method: str, path: str, endpoint: str, budget: CallBudget, body: Any) -> Any:
+        token = await self._token(budget)
+        status, content, headers = await self._send(method, path, endpoint, token, body, budget)
         if status == 401:
             # A token can be revoked or expire early, so fetch a fresh one and send the request once more.
             self._tokens.invalidate(token)
-            token = await self._tokens.get_token()
-            status, content, headers = await self._send(method, path, endpoint, token, body)
+            token = await self._token(budget)
+            status, content, headers = await self._send(method, path, endpoint, token, body, budget)
         if status >= 400:
-            raise self._error_for(status, content, headers, endpoint)
+            error = self._error_for(status, content, headers, endpoint)
+            if isinstance(error, RateLimitedError):
+                self._limiter.slow_down(error.retry_after)
+            raise error
         if not 200 <= status < 300:
             # Redirects are not followed, because they could carry the bearer token to another host.
             raise InvalidResponseError(
@@ -161,9 +215,16 @@ class InfinityClient:
             )
         return _decode_json(content, endpoint, status, request_id_of(headers))
 
+    async def _token(self, budget: CallBudget) -> str:
+        budget.phase = "token"
+        return await self._tokens.get_token(budget.deadline)
+
     async def _send(
-        self, method: str, path: str, endpoint: str, token: str, body: Any
+        self, method: str, path: str, endpoint: str, token: str, body: Any, budget: CallBudget
     ) -> tuple[int, bytes, httpx2.Headers]:
+        budget.phase = "rate_limit"
+        await self._limiter.acquire(budget.principal)
+        budget.phase = "send"
         started = time.perf_counter()
         try:
             async with self._http.stream(
@@ -219,6 +280,21 @@ class InfinityClient:
         if status >= 500:
             return UpstreamUnavailableError(summary, **common)
         return RequestRejectedError(summary, **common)
+
+
+def _deadline_error(endpoint: str, budget: CallBudget) -> UpstreamError:
+    """Describe a call that reached its deadline, saying whether its request may have been sent."""
+    if budget.phase == "rate_limit":
+        return ThrottledError(
+            "No rate-limit slot came free before the call deadline", endpoint=endpoint, request_sent=False
+        )
+    if budget.phase == "token":
+        return TokenUnavailableError(
+            "No access token arrived before the call deadline", endpoint="token", request_sent=False
+        )
+    # NOTE: a deadline that strikes while the connection is still being opened is also reported as sent,
+    # because from here the two cannot be told apart, and a start must then count as possibly run.
+    return UpstreamUnavailableError("Infinity did not answer before the call deadline", endpoint=endpoint)
 
 
 async def _read_capped(response: httpx2.Response, endpoint: str) -> bytes:

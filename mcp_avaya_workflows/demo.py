@@ -2,7 +2,8 @@
 
 The demo launches `mcp-avaya-workflows serve --sandbox` as a stdio
 subprocess, lists its tools and resources, starts Avaya's example workflow
-with Avaya's example variables, follows it to the end and prints the
+with Avaya's example variables, waits for it to end with the status tool's
+bounded wait, printing the progress the server reports, and prints the
 redacted result. It needs no tenant and no credentials.
 """
 
@@ -28,7 +29,8 @@ EXAMPLE_VARIABLES = {
     "user_id": "user_12345",
     "account": "premium",
 }
-POLL_INTERVAL_SECONDS = 0.5
+# Each status call waits up to this long for the session to end, within the server's default cap of 30.
+WAIT_SECONDS = 20.0
 MAX_WAIT_SECONDS = 120.0
 
 
@@ -88,26 +90,28 @@ async def _start(client: Client) -> str | None:
 
 
 async def _follow(client: Client, handle: str) -> dict[str, Any] | None:
-    _say(f"4. Polling {STATUS_TOOL} until the session is terminal:")
+    _say(f"4. {STATUS_TOOL} with wait_seconds={WAIT_SECONDS:.0f}; the server reports progress while it waits:")
     deadline = time.monotonic() + MAX_WAIT_SECONDS
-    last_step = None
+    last_message = None
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        nonlocal last_message
+        # Only changes are printed; the server reports after every read.
+        step = (message or "").split(",", 1)[0]
+        if step != last_message:
+            _say(f"progress {progress:5.1f} s  {step}", indent=3)
+            last_message = step
+
     while time.monotonic() < deadline:
-        result = await client.call_tool(STATUS_TOOL, {"session_id": handle})
+        arguments = {"session_id": handle, "wait_seconds": WAIT_SECONDS}
+        result = await client.call_tool(STATUS_TOOL, arguments, progress_callback=on_progress)
         if result.is_error or result.structured_content is None:
             _say(f"Status failed: {_text_of(result.content)}", indent=3)
             return None
         status: dict[str, Any] = result.structured_content
-        step = (status["status"], status["current_module"])
-        if step != last_step:
-            module = status["current_module"] or "-"
-            _say(
-                f"{status['status']:<10} module {module:<24} outputs so far: {len(status['output_variables'])}",
-                indent=3,
-            )
-            last_step = step
+        _say(f"-> {status['status']}, outputs so far: {len(status['output_variables'])}", indent=3)
         if status["terminal"]:
             return status
-        await anyio.sleep(POLL_INTERVAL_SECONDS)
     _say(f"The session did not finish within {MAX_WAIT_SECONDS:.0f} seconds.", indent=3)
     return None
 

@@ -10,7 +10,9 @@
         ├── NotFoundError           404: no such workflow or version
         ├── RequestRejectedError    400 or 422: Infinity rejected the request as sent
         ├── RateLimitedError        429: the tenant's quota is used up
+        │   └── ThrottledError      this server's own rate limit had no free slot before the deadline
         ├── UpstreamUnavailableError  5xx, timeout or connection failure
+        │   └── TokenUnavailableError  no access token: the token endpoint failed or timed out
         ├── InvalidResponseError    the body does not match any documented shape
         └── StartOutcomeUnknownError  a start reached Infinity but its outcome is unknown
 
@@ -132,13 +134,36 @@ class RateLimitedError(UpstreamError):
         request_id: str | None = None,
         upstream_error: str | None = None,
         retry_after: float | None = None,
+        request_sent: bool = True,
     ) -> None:
-        super().__init__(detail, endpoint=endpoint, status=status, request_id=request_id, upstream_error=upstream_error)
+        super().__init__(
+            detail,
+            endpoint=endpoint,
+            status=status,
+            request_id=request_id,
+            upstream_error=upstream_error,
+            request_sent=request_sent,
+        )
         self.retry_after = retry_after
+
+
+class ThrottledError(RateLimitedError):
+    public_message = (
+        "This server paces its requests to stay within the Avaya Infinity tenant's quota, and no request slot "
+        "came free before the call's deadline. Nothing was sent to Infinity. Wait a few seconds and call again."
+    )
 
 
 class UpstreamUnavailableError(UpstreamError):
     public_message = "Avaya Infinity is unavailable or did not respond in time. Try again in a moment."
+
+
+class TokenUnavailableError(UpstreamUnavailableError):
+    public_message = (
+        "The server could not get an access token from Avaya Infinity: the token endpoint failed or did not "
+        "answer in time, so nothing was sent to Infinity. Try again in a minute. If it persists, the operator "
+        "should check the token URL (AVAYA_WORKFLOWS_TOKEN_URL) and the tenant's status."
+    )
 
 
 class InvalidResponseError(UpstreamError):
@@ -149,7 +174,8 @@ class InvalidResponseError(UpstreamError):
 
 class StartOutcomeUnknownError(UpstreamError):
     public_message = (
-        "The start request reached Avaya Infinity, but no usable response came back, so the workflow may or "
-        "may not have started. Do not start it again: ask the operator to look for the session in Infinity "
-        "(the server log has the time and request ID) before retrying."
+        "The start request was sent to Avaya Infinity, but no usable response came back, so the workflow may "
+        "or may not have started. Do not start it again. Ask the operator to check first: the server log line "
+        "'infinity.start_outcome_unknown' has the workflow ID, the time and the upstream request ID, and the "
+        "workflow's session list in Infinity shows whether a session began at that time."
     )

@@ -139,6 +139,26 @@ def check_handle(value: object) -> str:
     return check_id("session_id", value, pattern=HANDLE_PATTERN, fix=HANDLE_FIX)
 
 
+def check_wait_seconds(value: object, cap: float) -> float:
+    """Return the number of seconds to wait for a session to finish: 0 when absent, else 0 to `cap`."""
+    fix = f"Pass a number of seconds from 0 to {cap:g}, or leave wait_seconds out to read the status at once"
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInputError("wait_seconds", f"must be a number, not {json_type(value)}", fix)
+    if not math.isfinite(value):
+        raise InvalidInputError("wait_seconds", "is NaN or infinite", fix)
+    if value < 0:
+        raise InvalidInputError("wait_seconds", "is negative", fix)
+    if value > cap:
+        raise InvalidInputError(
+            "wait_seconds",
+            f"is above this server's maximum of {cap:g} seconds",
+            f"{fix}; while the session still runs, call again to keep waiting",
+        )
+    return float(value)
+
+
 def clean_text(field_name: str, value: str, limits: Limits) -> str:
     """Normalize free text to NFC and strip invisible characters, control characters and lone surrogates.
 

@@ -28,9 +28,11 @@ from .client import InfinityClient
 from .context_shapes import CONTEXT_SHAPES, DESCRIPTIONS, URI_PREFIX
 from .handles import HandleCodec
 from .principal import local_principal
+from .ratelimit import FairRateLimiter
 from .redaction import Redactor
+from .retry import RetryPolicy
 from .sanitizer import Limits
-from .service import OutputLimits, WorkflowService
+from .service import CallTiming, OutputLimits, WorkflowService
 from .settings import Settings
 from .tools import ArgumentNamesMiddleware, build_tools
 
@@ -92,6 +94,7 @@ def build_server(
     access = WorkflowAccess(catalog, allow_any=settings.allow_any_workflow)
     audit_log = audit_log or AuditLog.from_setting(settings.audit_log, redactor)
     output_limits = OutputLimits(settings.max_output_value_chars, settings.max_output_bytes)
+    timing = CallTiming(call_timeout=settings.call_timeout, max_wait_seconds=settings.max_wait_seconds)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
@@ -102,7 +105,7 @@ def build_server(
             client = _create_client(effective, redactor)
             stack.push_async_callback(client.aclose)
             stack.callback(audit_log.close)
-            service = WorkflowService(client, handles, redactor, Limits(), access, output_limits)
+            service = WorkflowService(client, handles, redactor, Limits(), access, output_limits, timing)
             logger.info(
                 "server.started version=%s infinity_url=%s workflows=%s read_only=%s",
                 __version__,
@@ -118,7 +121,9 @@ def build_server(
             yield AppState(service=service)
             logger.info("server.stopping")
 
-    tools = build_tools(_service_of, audit_log, read_only=settings.read_only)
+    tools = build_tools(
+        _service_of, audit_log, read_only=settings.read_only, max_wait_seconds=settings.max_wait_seconds
+    )
     server: MCPServer[AppState] = MCPServer(
         SERVER_NAME,
         title="Avaya Infinity Workflows",
@@ -160,6 +165,11 @@ def _create_client(settings: Settings, redactor: Redactor) -> InfinityClient:
     assert settings.client_id is not None
     assert settings.client_secret is not None
     timeout = httpx2.Timeout(settings.read_timeout, connect=settings.connect_timeout)
+    retry_policy = RetryPolicy(
+        attempts=settings.retry_attempts,
+        backoff_initial=settings.retry_backoff_initial,
+        backoff_max=settings.retry_backoff_max,
+    )
     tokens = TokenProvider(
         token_url=settings.resolved_token_url,
         client_id=settings.client_id,
@@ -168,6 +178,7 @@ def _create_client(settings: Settings, redactor: Redactor) -> InfinityClient:
         leeway_seconds=settings.token_refresh_leeway,
         timeout=timeout,
         redactor=redactor,
+        retry_policy=retry_policy,
     )
     return InfinityClient(
         base_url=settings.infinity_url,
@@ -175,6 +186,8 @@ def _create_client(settings: Settings, redactor: Redactor) -> InfinityClient:
         redactor=redactor,
         timeout=timeout,
         status_path_suffix=settings.status_path_suffix,
+        retry_policy=retry_policy,
+        limiter=FairRateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
     )
 
 

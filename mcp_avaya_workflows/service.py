@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +19,11 @@ from pydantic import BaseModel, Field
 
 from .audit import AuditRecord
 from .catalog import WorkflowAccess
-from .client import InfinityClient
-from .errors import NotFoundError, SessionNotFoundError
+from .client import CallBudget, InfinityClient, SessionStatus
+from .errors import NotFoundError, RateLimitedError, SessionNotFoundError, UpstreamUnavailableError
 from .handles import HandleCodec, SessionRef
 from .redaction import Redactor, auto_policy, replace_text
-from .sanitizer import ID_PATTERN, Limits, check_handle, check_start_arguments
+from .sanitizer import ID_PATTERN, Limits, check_handle, check_start_arguments, check_wait_seconds
 
 TRUNCATION_MARK = "…[truncated]"
 
@@ -65,6 +66,27 @@ class WorkflowSessionStatus(BaseModel):
     )
 
 
+# Receives (progress, total, message) for an MCP progress notification; the elapsed and total wait, in seconds.
+ProgressReporter = Callable[[float, float | None, str | None], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class CallTiming:
+    """Deadlines of a tool call and the pace of the status reads during a bounded wait, in seconds.
+
+    A call returns within `max(call_timeout, wait_seconds + wait_grace)`. The first status read may use
+    the whole `call_timeout`. Reads during a wait must finish within `wait_grace` of the wait's end, or the
+    call returns the last status it read.
+    """
+
+    call_timeout: float = 30.0
+    max_wait_seconds: float = 30.0
+    poll_initial: float = 0.5
+    poll_max: float = 5.0
+    poll_growth: float = 1.6
+    wait_grace: float = 2.0
+
+
 @dataclass(frozen=True)
 class OutputLimits:
     """Size limits on the workflow output returned to the model."""
@@ -84,6 +106,7 @@ class WorkflowService:
         limits: Limits,
         access: WorkflowAccess,
         output_limits: OutputLimits = OutputLimits(),
+        timing: CallTiming = CallTiming(),
     ) -> None:
         self._client = client
         self._handles = handles
@@ -91,6 +114,12 @@ class WorkflowService:
         self._limits = limits
         self._access = access
         self._output_limits = output_limits
+        self._timing = timing
+
+    @property
+    def max_wait_seconds(self) -> float:
+        """The largest `wait_seconds` the status operation accepts."""
+        return self._timing.max_wait_seconds
 
     async def start(
         self,
@@ -108,7 +137,8 @@ class WorkflowService:
             audit.workflow_id = workflow_id
         request = check_start_arguments(workflow_id, version, variables, data, self._limits)
         request = self._access.authorize(request, version_given=version is not None)
-        started = await self._client.start_session(request)
+        budget = CallBudget.starting_now(principal, self._timing.call_timeout)
+        started = await self._client.start_session(request, budget)
         handle = self._handles.seal(
             SessionRef(
                 upstream_id=started.id,
@@ -131,14 +161,27 @@ class WorkflowService:
             terminal=False,
         )
 
-    async def status(self, principal: str, *, session_id: object, audit: AuditRecord) -> WorkflowSessionStatus:
-        """Open the handle, read the session upstream and return its redacted status."""
+    async def status(
+        self,
+        principal: str,
+        *,
+        session_id: object,
+        wait_seconds: object = None,
+        audit: AuditRecord,
+        progress: ProgressReporter | None = None,
+    ) -> WorkflowSessionStatus:
+        """Open the handle, read the session upstream, optionally wait for it to end, and return its redacted status.
+
+        With `wait_seconds`, reads repeat with a growing interval until the session ends or the wait is
+        over, and each read is reported to `progress`. An expired wait returns the current status.
+        """
         handle = check_handle(session_id)
+        wait = check_wait_seconds(wait_seconds, self._timing.max_wait_seconds)
         audit.set_handle(handle)
         ref = self._handles.open(handle, principal)
         audit.workflow_id = ref.workflow_id
         try:
-            upstream = await self._client.get_status(ref.upstream_id)
+            upstream = await self._follow(ref, principal, wait, progress)
         except NotFoundError:
             # The handle was valid, but Infinity no longer has the session.
             raise SessionNotFoundError() from None
@@ -173,6 +216,64 @@ class WorkflowService:
             truncated=bool(truncated),
             truncated_variables=truncated,
         )
+
+    async def _follow(
+        self, ref: SessionRef, principal: str, wait: float, progress: ProgressReporter | None
+    ) -> SessionStatus:
+        """Read the session, then keep reading while it runs, until `wait` seconds have passed."""
+        timing = self._timing
+        started = anyio.current_time()
+        upstream = await self._client.get_status(ref.upstream_id, CallBudget(principal, started + timing.call_timeout))
+        if wait <= 0:
+            return upstream
+        wait_end = started + wait
+        avaya_ids = _avaya_ids(ref.upstream_id, ref.engagement_id)
+        await self._report(progress, upstream, anyio.current_time() - started, wait, avaya_ids)
+        interval = timing.poll_initial
+        reads = 1
+        while upstream.running and anyio.current_time() < wait_end:
+            await anyio.sleep(min(interval, wait_end - anyio.current_time()))
+            try:
+                latest = await self._client.get_status(
+                    ref.upstream_id, CallBudget(principal, wait_end + timing.wait_grace)
+                )
+            except (UpstreamUnavailableError, RateLimitedError) as exc:
+                # The wait promises the current status rather than an error, and the last read is still true.
+                logger.warning("workflow.wait_read_failed reads=%d error=%s", reads, exc)
+                break
+            reads += 1
+            # A new module means the workflow is moving, so the next read comes soon again.
+            moved = latest.current_module != upstream.current_module
+            interval = timing.poll_initial if moved else min(timing.poll_max, interval * timing.poll_growth)
+            upstream = latest
+            await self._report(progress, upstream, anyio.current_time() - started, wait, avaya_ids)
+        logger.info(
+            "workflow.wait_ended reads=%d elapsed_s=%.1f running=%s",
+            reads,
+            anyio.current_time() - started,
+            upstream.running,
+        )
+        return upstream
+
+    async def _report(
+        self,
+        progress: ProgressReporter | None,
+        upstream: SessionStatus,
+        elapsed: float,
+        wait: float,
+        avaya_ids: list[tuple[str, str]],
+    ) -> None:
+        if progress is None:
+            return
+        status = self._clean_text(upstream.status, avaya_ids) or ("RUNNING" if upstream.running else "UNKNOWN")
+        module = self._clean_text(upstream.current_module, avaya_ids)
+        where = f" in module {module}" if module else ""
+        message = f"{status}{where}, {elapsed:.1f} s of {wait:g} s waited"
+        try:
+            await progress(round(elapsed, 3), wait, message)
+        except Exception as exc:
+            # A client that went away cannot take progress, but the wait itself still has a result to return.
+            logger.debug("workflow.progress_failed error=%s", type(exc).__name__)
 
     def _clean_text(self, text: str | None, avaya_ids: list[tuple[str, str]]) -> str | None:
         """Redact a short free-text field from Infinity: credentials, Avaya's IDs, personal data and excess length."""

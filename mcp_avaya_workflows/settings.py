@@ -53,8 +53,45 @@ class Settings(BaseSettings):
         description="OAuth token endpoint; derived from infinity_url when unset",
     )
     scope: str | None = Field(None, validation_alias=_env("SCOPE"), description="e.g. workflows:execute")
-    connect_timeout: float = Field(5.0, gt=0, le=60, validation_alias=_env("CONNECT_TIMEOUT"))
-    read_timeout: float = Field(30.0, gt=0, le=300, validation_alias=_env("READ_TIMEOUT"))
+    connect_timeout: float = Field(
+        5.0, gt=0, le=60, validation_alias=_env("CONNECT_TIMEOUT"), description="Seconds to open a connection"
+    )
+    read_timeout: float = Field(
+        10.0, gt=0, le=120, validation_alias=_env("READ_TIMEOUT"), description="Seconds to wait for each read"
+    )
+    call_timeout: float = Field(
+        30.0,
+        ge=1,
+        le=55,
+        validation_alias=_env("CALL_TIMEOUT"),
+        description="Seconds a tool call may take, retries and rate-limit waits included, besides wait_seconds",
+    )
+    max_wait_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=50,
+        validation_alias=_env("MAX_WAIT_SECONDS"),
+        description="Largest wait_seconds the status tool accepts",
+    )
+    retry_attempts: int = Field(
+        4, ge=1, le=10, validation_alias=_env("RETRY_ATTEMPTS"), description="Attempts per upstream request"
+    )
+    retry_backoff_initial: float = Field(
+        0.25, gt=0, le=10, validation_alias=_env("RETRY_BACKOFF_INITIAL"), description="First backoff, in seconds"
+    )
+    retry_backoff_max: float = Field(
+        4.0, gt=0, le=30, validation_alias=_env("RETRY_BACKOFF_MAX"), description="Maximum backoff, in seconds"
+    )
+    rate_limit_per_minute: float = Field(
+        100.0,
+        ge=0,
+        le=1_000_000,
+        validation_alias=_env("RATE_LIMIT_PER_MINUTE"),
+        description="Requests a minute this process sends to Infinity; 0 turns the limit off",
+    )
+    rate_limit_burst: int = Field(
+        20, ge=1, le=100_000, validation_alias=_env("RATE_LIMIT_BURST"), description="Requests sent at once"
+    )
     token_refresh_leeway: int = Field(60, ge=0, le=600, validation_alias=_env("TOKEN_REFRESH_LEEWAY"))
     status_path_suffix: Literal["", "/status"] = Field("", validation_alias=_env("STATUS_PATH_SUFFIX"))
     handle_keys: SecretStr | None = Field(None, validation_alias=_env("HANDLE_KEYS"))
@@ -103,6 +140,15 @@ class Settings(BaseSettings):
         if value.lower() == "stdout":
             raise ValueError("cannot be stdout, which carries the MCP protocol; use 'stderr', 'off' or a file path")
         return value
+
+    @model_validator(mode="after")
+    def _check_backoff(self) -> Settings:
+        if self.retry_backoff_initial > self.retry_backoff_max:
+            raise ValueError(
+                "AVAYA_WORKFLOWS_RETRY_BACKOFF_INITIAL is larger than AVAYA_WORKFLOWS_RETRY_BACKOFF_MAX; "
+                "lower the first or raise the second"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_allowlist(self) -> Settings:

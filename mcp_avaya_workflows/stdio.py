@@ -15,11 +15,15 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import sys
+import threading
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, cast
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectSendStream
 from mcp.server.mcpserver import MCPServer
 from mcp.server.stdio import stdio_server
@@ -82,11 +86,37 @@ def _rejection_reply(request_id: RequestId | None, problem: str) -> SessionMessa
     return SessionMessage(JSONRPCError(jsonrpc="2.0", id=request_id, error=error))
 
 
+async def _stdin_lines() -> AsyncIterator[str]:
+    """Yield the lines of stdin, read by a daemon thread so that a shutdown never waits on a blocked read.
+
+    anyio's file wrapper reads in a worker thread that cannot be abandoned, so SIGTERM would wait for the
+    client's next line, and the interpreter joins that thread at exit. A daemon thread ends with the process.
+    It reads a duplicate of the stdin descriptor: a thread blocked on `sys.stdin.buffer` holds that
+    reader's lock, and CPython aborts with "could not acquire lock" when it closes `sys.stdin` at exit.
+    """
+    lines_writer, lines_reader = anyio.create_memory_object_stream[str](0)
+    token = anyio.lowlevel.current_token()
+    descriptor = os.dup(sys.stdin.fileno())
+
+    def read() -> None:
+        stream = io.TextIOWrapper(open(descriptor, "rb"), encoding="utf-8", errors="replace")  # noqa: SIM115
+        try:
+            for line in stream:
+                anyio.from_thread.run(lines_writer.send, line, token=token)
+            anyio.from_thread.run_sync(lines_writer.close, token=token)
+        except (RuntimeError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return  # the event loop has stopped, or the server no longer reads
+
+    threading.Thread(target=read, name="stdin-reader", daemon=True).start()
+    async with lines_reader:
+        async for line in lines_reader:
+            yield line
+
+
 async def run_stdio(server: MCPServer[Any]) -> None:
     """Serve `server` over stdin and stdout until stdin closes."""
     rejected_writer, rejected_reader = anyio.create_memory_object_stream[Rejection](16)
-    stdin = anyio.wrap_file(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace"))
-    checked = cast(anyio.AsyncFile[str], _checked_lines(stdin, rejected_writer))
+    checked = cast(anyio.AsyncFile[str], _checked_lines(_stdin_lines(), rejected_writer))
     async with stdio_server(stdin=checked) as (read_stream, write_stream):
         forward_writer, forward_reader = create_context_streams[SessionMessage | Exception](0)
 

@@ -74,6 +74,15 @@ class GetWorkflowSessionStatusArguments(BaseModel):
     session_id: str = Field(
         description="The session_id returned by start_workflow_session.", pattern=f"^{HANDLE_PATTERN.pattern}$"
     )
+    wait_seconds: float = Field(
+        0,
+        ge=0,
+        description=(
+            "Seconds to wait for the session to finish before answering. The call returns as soon as the "
+            "session ends, or with the current status when the wait is over; progress notifications report "
+            "the current module meanwhile. 0 (the default) reads the status at once."
+        ),
+    )
 
 
 START_DESCRIPTION = (
@@ -86,12 +95,16 @@ START_DESCRIPTION = (
 STATUS_DESCRIPTION = (
     "Read the status of a workflow session started by start_workflow_session: whether it is still "
     "running, the module it is executing, and its output variables with sensitive values masked. "
-    "Call again while terminal is false."
+    "Pass wait_seconds to wait for the session to finish within one call. Call again while terminal is false."
 )
 
 
 def build_tools(
-    get_service: Callable[[Context], WorkflowService], audit_log: AuditLog, *, read_only: bool = False
+    get_service: Callable[[Context], WorkflowService],
+    audit_log: AuditLog,
+    *,
+    read_only: bool = False,
+    max_wait_seconds: float = 30.0,
 ) -> list[Tool]:
     """Create the tools; `get_service` finds the running service from the request context.
 
@@ -114,13 +127,18 @@ def build_tools(
         )
         return await _run(audit, audit_log, operation)
 
-    async def get_workflow_session_status(ctx: Context, session_id: Any = None) -> WorkflowSessionStatus:
+    async def get_workflow_session_status(
+        ctx: Context, session_id: Any = None, wait_seconds: Any = None
+    ) -> WorkflowSessionStatus:
         audit = AuditRecord(STATUS_TOOL, principal_of(ctx))
         if session_id is None:
             missing = _missing("session_id", "Pass the session_id that start_workflow_session returned")
             return await _run(audit, audit_log, _fail(missing))
         service = get_service(ctx)
-        return await _run(audit, audit_log, service.status(audit.principal, session_id=session_id, audit=audit))
+        operation = service.status(
+            audit.principal, session_id=session_id, wait_seconds=wait_seconds, audit=audit, progress=ctx.report_progress
+        )
+        return await _run(audit, audit_log, operation)
 
     start = Tool.from_function(
         start_workflow_session,
@@ -153,6 +171,7 @@ def build_tools(
     )
     start.parameters = _input_schema(StartWorkflowSessionArguments)
     status.parameters = _input_schema(GetWorkflowSessionStatusArguments)
+    status.parameters["properties"]["wait_seconds"]["maximum"] = max_wait_seconds
     return [status] if read_only else [start, status]
 
 
@@ -254,10 +273,14 @@ async def _run(audit: AuditRecord, audit_log: AuditLog, operation: Awaitable[_Re
     except UpstreamError as exc:
         # The log keeps the endpoint, status and request ID; the model gets only the safe summary.
         logger.warning("tool.upstream_error tool=%s error=%s request_id=%s", audit.tool, exc, exc.request_id)
-        audit.reject("start_outcome_unknown" if isinstance(exc, StartOutcomeUnknownError) else _outcome_of(exc))
+        unknown = isinstance(exc, StartOutcomeUnknownError)
+        audit.reject("start_outcome_unknown" if unknown else _outcome_of(exc))
         message = exc.public_message
         if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
             message += f" Infinity asked to wait {exc.retry_after:.0f} seconds."
+        if audit.tool == START_TOOL and not unknown:
+            # Every other failure of a start happened before Infinity could run it, so the model may try again.
+            message += " The workflow was not started."
         raise ToolError(message) from None
     except Exception:
         # A bug must not show the model a stack trace or internals; the log keeps them for the operator.
@@ -273,7 +296,7 @@ async def _run(audit: AuditRecord, audit_log: AuditLog, operation: Awaitable[_Re
 
 
 def _outcome_of(exc: UpstreamError) -> str:
-    """`upstream_` and the error class in snake case, such as `upstream_rate_limited`."""
-    name = type(exc).__name__.removesuffix("Error")
+    """`upstream_` and the error class in snake case, such as `upstream_rate_limited` or `upstream_unavailable`."""
+    name = type(exc).__name__.removesuffix("Error").removeprefix("Upstream")
     words = "".join(f"_{char.lower()}" if char.isupper() else char for char in name).lstrip("_")
     return f"upstream_{words}"

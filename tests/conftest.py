@@ -58,6 +58,11 @@ def make_settings(url: str, **overrides: Any) -> Settings:
         # These tests exercise the API path for any workflow; the catalog tests load a catalog.
         "allow_any_workflow": True,
         "audit_log": "off",
+        # Fast retries and no client-side rate limit, so that fault tests run in seconds; the reliability
+        # tests set these themselves.
+        "retry_backoff_initial": 0.01,
+        "retry_backoff_max": 0.05,
+        "rate_limit_per_minute": 0,
         "_env_file": None,
     }
     values.update(overrides)

@@ -20,9 +20,11 @@ from mcp_avaya_workflows.errors import (
     RateLimitedError,
     RequestRejectedError,
     StartOutcomeUnknownError,
+    TokenUnavailableError,
     UpstreamUnavailableError,
 )
 from mcp_avaya_workflows.redaction import Redactor
+from mcp_avaya_workflows.retry import RetryPolicy
 from mcp_avaya_workflows.sandbox import Fault, SandboxState, running_sandbox
 from mcp_avaya_workflows.sanitizer import StartRequest
 
@@ -33,7 +35,13 @@ pytestmark = pytest.mark.anyio
 TIMEOUT = httpx2.Timeout(5.0)
 
 
-def make_tokens(url: str, secret: str = PLANTED_SECRET, leeway: int = 60) -> TokenProvider:
+# Retries as the server makes them, with backoffs short enough for tests.
+FAST_RETRY = RetryPolicy(attempts=4, backoff_initial=0.01, backoff_max=0.05)
+
+
+def make_tokens(
+    url: str, secret: str = PLANTED_SECRET, leeway: int = 60, retry_policy: RetryPolicy = FAST_RETRY
+) -> TokenProvider:
     return TokenProvider(
         token_url=url + "/auth/realms/avaya/protocol/openid-connect/token",
         client_id=CLIENT_ID,
@@ -42,6 +50,7 @@ def make_tokens(url: str, secret: str = PLANTED_SECRET, leeway: int = 60) -> Tok
         leeway_seconds=leeway,
         timeout=TIMEOUT,
         redactor=Redactor(),
+        retry_policy=retry_policy,
     )
 
 
@@ -53,9 +62,14 @@ async def infinity(sandbox: Sandbox) -> AsyncIterator[InfinityClient]:
     await client.aclose()
 
 
-def make_client(url: str, suffix: str = "") -> InfinityClient:
+def make_client(url: str, suffix: str = "", retry_policy: RetryPolicy = FAST_RETRY) -> InfinityClient:
     return InfinityClient(
-        base_url=url, tokens=make_tokens(url), redactor=Redactor(), timeout=TIMEOUT, status_path_suffix=suffix
+        base_url=url,
+        tokens=make_tokens(url, retry_policy=retry_policy),
+        redactor=Redactor(),
+        timeout=TIMEOUT,
+        status_path_suffix=suffix,
+        retry_policy=retry_policy,
     )
 
 
@@ -153,13 +167,26 @@ async def test_lowercase_bearer_accepted() -> None:
 
 
 async def test_token_endpoint_down_is_unavailable(sandbox: Sandbox) -> None:
-    sandbox.state.add_fault(Fault(target="token", status=503, body="<html>Service Unavailable</html>"))
+    sandbox.state.add_fault(Fault(target="token", status=503, body="<html>Service Unavailable</html>", times=None))
     tokens = make_tokens(sandbox.url)
     try:
-        with pytest.raises(UpstreamUnavailableError):
+        with pytest.raises(TokenUnavailableError):
             await tokens.get_token()
     finally:
         await tokens.aclose()
+
+    assert sandbox.state.count("token") == FAST_RETRY.attempts
+
+
+async def test_token_endpoint_hiccup_retried(sandbox: Sandbox) -> None:
+    sandbox.state.add_fault(Fault(target="token", status=503, times=2))
+    tokens = make_tokens(sandbox.url)
+    try:
+        assert await tokens.get_token()
+    finally:
+        await tokens.aclose()
+
+    assert [entry.status for entry in sandbox.state.requests] == [503, 503, 200]
 
 
 async def test_nested_start_shape(sandbox: Sandbox, infinity: InfinityClient) -> None:
@@ -425,12 +452,14 @@ async def test_token_rate_limit_not_authentication(sandbox: Sandbox) -> None:
     tokens = make_tokens(sandbox.url)
     try:
         with pytest.raises(RateLimitedError) as info:
-            await tokens.get_token()
+            # Retry-After asks for 5 s, which would pass the deadline, so no retry is made.
+            await tokens.get_token(anyio.current_time() + 2)
     finally:
         await tokens.aclose()
 
     assert info.value.endpoint == "token"
     assert info.value.retry_after == 5.0
+    assert sandbox.state.count("token") == 1
 
 
 async def test_oversized_token_response_rejected(sandbox: Sandbox) -> None:
