@@ -21,17 +21,26 @@ from mcp.types import CallToolResult, ProgressNotification
 
 from mcp_avaya_workflows.audit import AuditLog
 from mcp_avaya_workflows.redaction import Redactor
-from mcp_avaya_workflows.sandbox import Fault
+from mcp_avaya_workflows.sandbox import (
+    Fault,
+    ModuleScript,
+    SandboxState,
+    WorkflowScript,
+    load_workflows,
+    running_sandbox,
+)
 from mcp_avaya_workflows.server import build_server
 from mcp_avaya_workflows.service import CallTiming
 from mcp_avaya_workflows.settings import Settings
 from mcp_avaya_workflows.tools import START_TOOL, STATUS_TOOL
 
-from .conftest import EXAMPLE_WORKFLOW, Sandbox, capture_logs, make_settings
+from .conftest import CLIENT_ID, EXAMPLE_WORKFLOW, FAST, PLANTED_SECRET, Sandbox, capture_logs, make_settings
 
 pytestmark = pytest.mark.anyio
 
 NEVER_FINISHES = "025d0114c92e16d3af8b5e72a1"
+# A workflow only one test adds to the sandbox, with a secret in its module ID.
+LEAKY_WORKFLOW = "025d0119d4f8b3a05c2e7f16b0"
 # The never-finishing workflow stays on its second module. Its first module lasts 2 ms at the fixture's time scale.
 HOLD_MODULE = "mod_monitorHold_002"
 EXAMPLE_MODULES = ("mod_lookupCustomer_001", "mod_checkPayment_002", "mod_createTicket_003", "mod_resolve_004")
@@ -377,3 +386,25 @@ async def test_slow_later_read_keeps_last_status(sandbox: Sandbox) -> None:
     assert elapsed < 3 + TIMING.wait_grace + 1
     assert len(progress.calls) == 1
     assert audit_records(audit)[-1]["outcome"] == "ok"
+
+
+async def test_progress_messages_redacted() -> None:
+    # A module ID that carries the client secret, as a careless workflow might.
+    leaky_module = f"mod_{PLANTED_SECRET}"
+    workflows = load_workflows()
+    workflows[LEAKY_WORKFLOW] = WorkflowScript(
+        id=LEAKY_WORKFLOW, name="Leaky", never_finishes=True, modules=(ModuleScript(id=leaky_module, seconds=1),)
+    )
+    state = SandboxState(CLIENT_ID, PLANTED_SECRET, workflows=workflows, time_scale=FAST)
+    progress = ProgressLog()
+    async with running_sandbox(state) as url, Client(build_server(make_settings(url))) as client:
+        started = await client.call_tool(START_TOOL, {"workflow_id": LEAKY_WORKFLOW})
+        assert started.structured_content is not None
+        arguments = {"session_id": started.structured_content["session_id"], "wait_seconds": 1}
+        result = await client.call_tool(STATUS_TOOL, arguments, progress_callback=progress)
+
+    messages = "\n".join(message or "" for _, _, message in progress.calls)
+    assert progress.calls
+    assert PLANTED_SECRET not in messages
+    assert state.sessions()[0].id not in messages
+    assert PLANTED_SECRET not in result.model_dump_json()
