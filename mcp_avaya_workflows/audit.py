@@ -50,6 +50,8 @@ class AuditRecord:
     masked: int = 0
     dropped: int = 0
     truncated: int = 0
+    # The outcome to record if the call is cancelled: a start cancelled after its request went out may have run.
+    outcome_if_cancelled: str = "cancelled"
 
     def set_handle(self, handle: str) -> None:
         self.handle = handle_digest(handle)

@@ -145,7 +145,7 @@ def _serve(*, sandbox: bool, time_scale: float) -> None:
 
 
 def _run_sandbox(host: str, port: int, client_id: str, client_secret: str | None, time_scale: float) -> None:
-    from .sandbox import SandboxState, serve_sandbox_forever
+    from .sandbox import SANDBOX_CATALOG, SandboxState, serve_sandbox_forever
 
     secret = client_secret or secrets.token_urlsafe(24)
     redactor = Redactor()
@@ -158,7 +158,8 @@ def _run_sandbox(host: str, port: int, client_id: str, client_secret: str | None
             f"Infinity sandbox listening on {url}\n"
             f"  AVAYA_WORKFLOWS_INFINITY_URL={url}\n"
             f"  AVAYA_WORKFLOWS_CLIENT_ID={client_id}\n"
-            f"  AVAYA_WORKFLOWS_CLIENT_SECRET={secret}",
+            f"  AVAYA_WORKFLOWS_CLIENT_SECRET={secret}\n"
+            f"  AVAYA_WORKFLOWS_CATALOG={SANDBOX_CATALOG}",
             file=sys.stderr,
             flush=True,
         )

@@ -32,7 +32,7 @@ from .errors import (
     UpstreamError,
     UpstreamUnavailableError,
 )
-from .ratelimit import FairRateLimiter
+from .ratelimit import FairRateLimiter, SlotTooFarError
 from .redaction import Redactor
 from .response_headers import request_id_of, retry_after_seconds
 from .retry import RetryPolicy, retrying
@@ -223,7 +223,15 @@ class InfinityClient:
         self, method: str, path: str, endpoint: str, token: str, body: Any, budget: CallBudget
     ) -> tuple[int, bytes, httpx2.Headers]:
         budget.phase = "rate_limit"
-        await self._limiter.acquire(budget.principal)
+        try:
+            await self._limiter.acquire(budget.principal, budget.deadline)
+        except SlotTooFarError as exc:
+            raise ThrottledError(
+                f"No rate-limit slot before the call deadline: {exc}",
+                endpoint=endpoint,
+                retry_after=exc.wait,
+                request_sent=False,
+            ) from None
         budget.phase = "send"
         started = time.perf_counter()
         try:

@@ -150,7 +150,7 @@ class RateLimitedError(UpstreamError):
 class ThrottledError(RateLimitedError):
     public_message = (
         "This server paces its requests to stay within the Avaya Infinity tenant's quota, and no request slot "
-        "came free before the call's deadline. Nothing was sent to Infinity. Wait a few seconds and call again."
+        "is free before the call's deadline. Nothing was sent to Infinity, so call again later."
     )
 
 

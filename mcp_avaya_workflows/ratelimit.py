@@ -15,6 +15,7 @@ given its own share of the tenant's quota.
 from __future__ import annotations
 
 import logging
+import math
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,14 @@ logger = logging.getLogger(__name__)
 RECOVERY_SECONDS = 60.0
 # A 429 never pushes the rate below this fraction of the configured one.
 MIN_RATE_FRACTION = 0.1
+
+
+class SlotTooFarError(Exception):
+    """Raised when a request would get its slot only after its deadline; `wait` is the estimate in seconds."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"the next free slot is about {wait:.1f} s away")
+        self.wait = wait
 
 
 @dataclass(eq=False)
@@ -72,12 +81,19 @@ class FairRateLimiter:
         """Number of requests waiting for a slot."""
         return sum(len(queue) for queue in self._queues.values())
 
-    async def acquire(self, principal: str) -> None:
-        """Wait for a slot for one request on behalf of `principal`; cancelling the wait gives up its place."""
+    async def acquire(self, principal: str, deadline: float = math.inf) -> None:
+        """Wait for a slot for one request on behalf of `principal`; cancelling the wait gives up its place.
+
+        Raises SlotTooFarError at once when the estimated wait ends after `deadline` (on the same clock),
+        so that a call does not sit out its whole deadline only to fail.
+        """
         if not self.enabled:
             return
         if not self._queues and self._take_now():
             return
+        estimate = self._estimated_wait(principal)
+        if self._clock() + estimate > deadline:
+            raise SlotTooFarError(estimate)
         waiter = _Waiter(principal)
         self._queues.setdefault(principal, deque()).append(waiter)
         try:
@@ -112,6 +128,18 @@ class FairRateLimiter:
             retry_after,
             self.queued,
         )
+
+    def _estimated_wait(self, principal: str) -> float:
+        """Estimate the seconds until a new request of `principal` would be served, in round-robin order."""
+        self._refill()
+        pause = max(0.0, self._paused_until - self._clock())
+        position = len(self._queues.get(principal, ())) + 1
+        # Round-robin serves up to `position` requests of every other principal before this one.
+        ahead = (
+            position - 1 + sum(min(len(queue), position) for other, queue in self._queues.items() if other != principal)
+        )
+        missing = max(0.0, ahead + 1 - self._tokens)
+        return pause + missing / self._rate
 
     def _refill(self) -> None:
         now = self._clock()

@@ -45,6 +45,8 @@ def is_retryable(exc: BaseException, endpoint: str) -> bool:
     """Tell whether sending the request again is both safe and useful after `exc`."""
     if not isinstance(exc, UpstreamError):
         return False
+    if exc.endpoint == "token" and endpoint != "token":
+        return False  # the token request had its own retries already, so repeating them would multiply them
     if endpoint == "start":
         # Only a connection that failed before the request was sent proves that Infinity never saw it.
         return isinstance(exc, UpstreamUnavailableError) and not exc.request_sent

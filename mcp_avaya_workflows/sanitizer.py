@@ -146,7 +146,8 @@ def check_wait_seconds(value: object, cap: float) -> float:
         return 0.0
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInputError("wait_seconds", f"must be a number, not {json_type(value)}", fix)
-    if not math.isfinite(value):
+    # Integers compare exactly with floats, but math.isfinite would overflow on one of hundreds of digits.
+    if isinstance(value, float) and not math.isfinite(value):
         raise InvalidInputError("wait_seconds", "is NaN or infinite", fix)
     if value < 0:
         raise InvalidInputError("wait_seconds", "is negative", fix)

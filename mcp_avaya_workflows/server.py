@@ -118,8 +118,11 @@ def build_server(
                     "server.no_catalog: no workflow catalog is configured, so every start is rejected; set "
                     "AVAYA_WORKFLOWS_CATALOG to a catalog file, or AVAYA_WORKFLOWS_ALLOW_ANY_WORKFLOW=true"
                 )
-            yield AppState(service=service)
-            logger.info("server.stopping")
+            try:
+                yield AppState(service=service)
+            finally:
+                # Also reached when a stop signal cancels the server.
+                logger.info("server.stopping")
 
     tools = build_tools(
         _service_of, audit_log, read_only=settings.read_only, max_wait_seconds=settings.max_wait_seconds

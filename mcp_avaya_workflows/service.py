@@ -75,8 +75,8 @@ class CallTiming:
     """Deadlines of a tool call and the pace of the status reads during a bounded wait, in seconds.
 
     A call returns within `max(call_timeout, wait_seconds + wait_grace)`. The first status read may use
-    the whole `call_timeout`. Reads during a wait must finish within `wait_grace` of the wait's end, or the
-    call returns the last status it read.
+    the whole `call_timeout`. Reads during a wait must finish within `wait_grace` of the wait's end. A later
+    read that runs late or fails after its retries ends the wait, and the call returns the last status it read.
     """
 
     call_timeout: float = 30.0
@@ -138,7 +138,18 @@ class WorkflowService:
         request = check_start_arguments(workflow_id, version, variables, data, self._limits)
         request = self._access.authorize(request, version_given=version is not None)
         budget = CallBudget.starting_now(principal, self._timing.call_timeout)
-        started = await self._client.start_session(request, budget)
+        try:
+            started = await self._client.start_session(request, budget)
+        except anyio.get_cancelled_exc_class():
+            if budget.phase == "send":
+                # The caller gave up or the server is stopping, but Infinity may already have run the start.
+                logger.error(
+                    "infinity.start_outcome_unknown workflow_id=%s error=the call was cancelled while the start "
+                    "request was in flight",
+                    request.workflow_id,
+                )
+                audit.outcome_if_cancelled = "start_outcome_unknown"
+            raise
         handle = self._handles.seal(
             SessionRef(
                 upstream_id=started.id,
@@ -176,10 +187,10 @@ class WorkflowService:
         over, and each read is reported to `progress`. An expired wait returns the current status.
         """
         handle = check_handle(session_id)
-        wait = check_wait_seconds(wait_seconds, self._timing.max_wait_seconds)
         audit.set_handle(handle)
         ref = self._handles.open(handle, principal)
         audit.workflow_id = ref.workflow_id
+        wait = check_wait_seconds(wait_seconds, self._timing.max_wait_seconds)
         try:
             upstream = await self._follow(ref, principal, wait, progress)
         except NotFoundError:
@@ -226,11 +237,13 @@ class WorkflowService:
         upstream = await self._client.get_status(ref.upstream_id, CallBudget(principal, started + timing.call_timeout))
         if wait <= 0:
             return upstream
+
         wait_end = started + wait
         avaya_ids = _avaya_ids(ref.upstream_id, ref.engagement_id)
         await self._report(progress, upstream, anyio.current_time() - started, wait, avaya_ids)
         interval = timing.poll_initial
         reads = 1
+
         while upstream.running and anyio.current_time() < wait_end:
             await anyio.sleep(min(interval, wait_end - anyio.current_time()))
             try:
@@ -247,6 +260,7 @@ class WorkflowService:
             interval = timing.poll_initial if moved else min(timing.poll_max, interval * timing.poll_growth)
             upstream = latest
             await self._report(progress, upstream, anyio.current_time() - started, wait, avaya_ids)
+
         logger.info(
             "workflow.wait_ended reads=%d elapsed_s=%.1f running=%s",
             reads,

@@ -38,7 +38,9 @@ def _env(name: str, *avaya_names: str) -> AliasChoices:
 class Settings(BaseSettings):
     """Everything the server needs to reach one Infinity tenant."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True, allow_inf_nan=False
+    )
 
     infinity_url: str | None = Field(
         None,
@@ -62,7 +64,7 @@ class Settings(BaseSettings):
     call_timeout: float = Field(
         30.0,
         ge=1,
-        le=55,
+        le=50,
         validation_alias=_env("CALL_TIMEOUT"),
         description="Seconds a tool call may take, retries and rate-limit waits included, besides wait_seconds",
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any, TypeVar
 
@@ -28,6 +29,7 @@ from .errors import (
     RateLimitedError,
     SessionNotFoundError,
     StartOutcomeUnknownError,
+    ThrottledError,
     UpstreamError,
 )
 from .principal import principal_of
@@ -276,8 +278,8 @@ async def _run(audit: AuditRecord, audit_log: AuditLog, operation: Awaitable[_Re
         unknown = isinstance(exc, StartOutcomeUnknownError)
         audit.reject("start_outcome_unknown" if unknown else _outcome_of(exc))
         message = exc.public_message
-        if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
-            message += f" Infinity asked to wait {exc.retry_after:.0f} seconds."
+        if isinstance(exc, RateLimitedError) and exc.retry_after:
+            message += _wait_hint(exc)
         if audit.tool == START_TOOL and not unknown:
             # Every other failure of a start happened before Infinity could run it, so the model may try again.
             message += " The workflow was not started."
@@ -289,10 +291,18 @@ async def _run(audit: AuditRecord, audit_log: AuditLog, operation: Awaitable[_Re
         raise ToolError(INTERNAL_ERROR_MESSAGE) from None
     except BaseException:
         # Cancellation, such as a client that gave up: the call still leaves a trace in the audit log.
-        audit.reject("cancelled")
+        audit.reject(audit.outcome_if_cancelled)
         raise
     finally:
         audit_log.write(audit)
+
+
+def _wait_hint(exc: RateLimitedError) -> str:
+    seconds = max(1, math.ceil(exc.retry_after or 0))
+    unit = "second" if seconds == 1 else "seconds"
+    if isinstance(exc, ThrottledError):
+        return f" The next slot is about {seconds} {unit} away."
+    return f" Infinity asked to wait {seconds} {unit}."
 
 
 def _outcome_of(exc: UpstreamError) -> str:

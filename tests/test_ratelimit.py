@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections import deque
+from typing import Any
 
 import anyio
 import pytest
 
-from mcp_avaya_workflows.ratelimit import MIN_RATE_FRACTION, RECOVERY_SECONDS, FairRateLimiter
+from mcp_avaya_workflows.ratelimit import MIN_RATE_FRACTION, RECOVERY_SECONDS, FairRateLimiter, SlotTooFarError, _Waiter
 
 pytestmark = pytest.mark.anyio
 
@@ -65,7 +67,7 @@ async def test_principals_served_round_robin() -> None:
         for _ in range(2):
             group.start_soon(take, "quiet")
 
-    # "busy" queued 8 requests first, yet "quiet" gets every other slot once it asks.
+    # "busy" queued 8 requests first, yet "quiet" gets every other slot once it requests one.
     assert order.count("quiet") == 2
     first_quiet = order.index("quiet")
     assert first_quiet <= 2
@@ -147,3 +149,35 @@ def test_disabled_limiter_ignores_429() -> None:
     limiter.slow_down(30)
 
     assert limiter.rate_per_minute == 0
+
+
+async def test_slot_past_deadline_fails_at_once() -> None:
+    limiter = FairRateLimiter(60_000, 5)
+    limiter.slow_down(120)
+
+    began = time.monotonic()
+    with pytest.raises(SlotTooFarError) as info:
+        await limiter.acquire("a", anyio.current_time() + 1)
+
+    assert time.monotonic() - began < 0.1
+    assert 119 < info.value.wait < 121
+    assert limiter.queued == 0
+
+
+async def test_wait_estimate_counts_round_robin() -> None:
+    clock = FakeClock()
+    limiter = FairRateLimiter(60, 1, clock=clock)  # one slot a second
+    await limiter.acquire("busy")
+    queued = [_queue(limiter, "busy") for _ in range(5)]
+
+    # Round-robin serves one "busy" request before a new "quiet" one, whatever the length of its queue.
+    assert limiter._estimated_wait("quiet") == pytest.approx(2)
+    assert limiter._estimated_wait("busy") == pytest.approx(6)
+    for waiter in queued:
+        limiter._leave(waiter)
+
+
+def _queue(limiter: FairRateLimiter, principal: str) -> Any:
+    waiter = _Waiter(principal)
+    limiter._queues.setdefault(principal, deque()).append(waiter)
+    return waiter

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
+import email.utils
+import io
 import itertools
+import json
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -10,7 +14,9 @@ from collections.abc import AsyncIterator
 import anyio
 import httpx2
 import pytest
+from mcp import Client
 
+from mcp_avaya_workflows.audit import AuditLog
 from mcp_avaya_workflows.client import CallBudget, InfinityClient
 from mcp_avaya_workflows.errors import (
     AuthenticationError,
@@ -25,11 +31,14 @@ from mcp_avaya_workflows.errors import (
 )
 from mcp_avaya_workflows.ratelimit import FairRateLimiter
 from mcp_avaya_workflows.redaction import Redactor
+from mcp_avaya_workflows.response_headers import retry_after_seconds
 from mcp_avaya_workflows.retry import RetryPolicy, is_retryable
 from mcp_avaya_workflows.sandbox import Fault, SandboxState, running_sandbox
 from mcp_avaya_workflows.sanitizer import StartRequest
+from mcp_avaya_workflows.server import build_server
+from mcp_avaya_workflows.tools import START_TOOL
 
-from .conftest import CLIENT_ID, EXAMPLE_WORKFLOW, FAST, PLANTED_SECRET, Sandbox
+from .conftest import CLIENT_ID, EXAMPLE_WORKFLOW, FAST, PLANTED_SECRET, Sandbox, make_settings
 from .test_upstream import FAST_RETRY, make_client, make_tokens, start_example
 
 pytestmark = pytest.mark.anyio
@@ -316,11 +325,60 @@ async def test_saturated_limiter_sends_nothing(sandbox: Sandbox) -> None:
         await start_example(client)
         began = time.monotonic()
         with pytest.raises(ThrottledError) as info:
-            await client.start_session(StartRequest(EXAMPLE_WORKFLOW, "current", {}), _budget(0.5))
+            await client.start_session(StartRequest(EXAMPLE_WORKFLOW, "current", {}), _budget(5))
         elapsed = time.monotonic() - began
     finally:
         await client.aclose()
 
-    assert elapsed < 1.3
+    # The next slot is a minute away, far past the 5 s deadline, so the call fails at once.
+    assert elapsed < 0.5
+    assert info.value.retry_after is not None
+    assert 55 < info.value.retry_after <= 60
     assert info.value.request_sent is False
     assert sandbox.state.count("start") == 1
+
+
+async def test_token_failure_not_retried_twice(sandbox: Sandbox, infinity: InfinityClient) -> None:
+    session_id = await start_example(infinity)
+    sandbox.state.revoke_tokens()
+    sandbox.state.add_fault(Fault(target="token", status=503, times=None))
+
+    with pytest.raises(TokenUnavailableError):
+        await infinity.get_status(session_id)
+
+    # The token request had its attempts; the status read that needed it does not repeat them.
+    assert sandbox.state.count("token") == 1 + FAST_RETRY.attempts
+    assert sandbox.state.count("status") == 1
+
+
+async def test_cancelled_start_in_flight_audited_unknown(sandbox: Sandbox) -> None:
+    audit = io.StringIO()
+    server = build_server(make_settings(sandbox.url), audit_log=AuditLog(Redactor(), audit))
+    sandbox.state.add_fault(Fault(target="start", status=None, delay_seconds=1.0))
+    async with Client(server) as client:
+        with anyio.move_on_after(0.4):
+            await client.call_tool(START_TOOL, {"workflow_id": EXAMPLE_WORKFLOW})
+        await anyio.sleep(0.8)  # the sandbox finishes the start the client gave up on
+
+    records = [json.loads(line) for line in audit.getvalue().splitlines()]
+    assert records[-1]["tool"] == START_TOOL
+    assert records[-1]["outcome"] == "start_outcome_unknown"
+    assert len(sandbox.state.sessions()) == 1
+
+
+def _http_date(seconds_from_now: float) -> str:
+    moment = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds_from_now)
+    return email.utils.format_datetime(moment, usegmt=True)
+
+
+@pytest.mark.parametrize(("offset", "low", "high"), [(30, 28.0, 30.0), (-30, 0.0, 0.0), (7200, 3600.0, 3600.0)])
+def test_retry_after_date_read(offset: float, low: float, high: float) -> None:
+    seconds = retry_after_seconds(httpx2.Headers({"Retry-After": _http_date(offset)}))
+
+    assert seconds is not None
+    assert low <= seconds <= high
+
+
+@pytest.mark.parametrize("header", ["soon", "Wed, 99 Foo 2099", ""])
+def test_retry_after_garbage_ignored(header: str) -> None:
+    assert retry_after_seconds(httpx2.Headers({"Retry-After": header})) is None

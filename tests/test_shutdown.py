@@ -32,6 +32,8 @@ PROTOCOL_VERSION = "2025-11-25"
 STARTUP_SECONDS = 30.0
 READ_SECONDS = 10.0
 STOP_SECONDS = 5.0
+
+
 class StdioServer:
     """A server subprocess with a reader thread that queues each stdout line, so reads can have deadlines."""
 

@@ -430,8 +430,8 @@ async def test_lone_surrogate_replaced(sandbox: Sandbox, infinity: InfinityClien
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("7", 7.0), ("inf", None), ("1e40", 3600.0), ("Wed, 21 Oct 2015 07:28:00 GMT", None), ("-3", 0.0)],
-    ids=["seconds", "infinite", "huge", "http-date", "negative"],
+    [("7", 7.0), ("inf", None), ("1e40", 3600.0), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0), ("-3", 0.0)],
+    ids=["seconds", "infinite", "huge", "past-http-date", "negative"],
 )
 async def test_retry_after_bounded(
     sandbox: Sandbox, infinity: InfinityClient, header: str, expected: float | None

@@ -243,8 +243,10 @@ async def test_wait_without_progress_callback(sandbox: Sandbox, era: str) -> Non
         ("3", "must be a number, not a string", "Pass a number of seconds from 0 to 5"),
         (True, "must be a number, not a boolean", "Pass a number of seconds from 0 to 5"),
         ([3], "must be a number, not an array", "Pass a number of seconds from 0 to 5"),
+        (10**400, "is above this server's maximum of 5 seconds", "call again to keep waiting"),
+        (-(10**400), "is negative", "Pass a number of seconds from 0 to 5"),
     ],
-    ids=["above-cap", "just-above-cap", "negative", "string", "boolean", "array"],
+    ids=["above-cap", "just-above-cap", "negative", "string", "boolean", "array", "huge", "hugely-negative"],
 )
 async def test_invalid_wait_rejected(sandbox: Sandbox, era: str, wait_seconds: object, problem: str, fix: str) -> None:
     server, audit = audited_server(make_settings(sandbox.url, max_wait_seconds=5))
@@ -262,6 +264,8 @@ async def test_invalid_wait_rejected(sandbox: Sandbox, era: str, wait_seconds: o
     assert record["tool"] == STATUS_TOOL
     assert record["outcome"] == "invalid_input"
     assert record["field"] == "wait_seconds"
+    assert record["workflow_id"] == NEVER_FINISHES
+    assert record["handle_digest"] is not None
 
 
 async def test_wait_at_cap_accepted(sandbox: Sandbox) -> None:
