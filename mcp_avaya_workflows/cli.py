@@ -105,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             from .demo import run_demo
 
+            # The demo's server reads the same environment and `.env`, so a bad setting is reported here, with
+            # exit status 2, instead of as a server that exited.
+            load_settings(require_upstream=False)
             sys.exit(run_demo(time_scale=args.time_scale))
     except ConfigurationError as exc:
         print(f"mcp-avaya-workflows: {exc}", file=sys.stderr)

@@ -217,3 +217,11 @@ def test_demo_reports_server_failure(tmp_path: Path) -> None:
     assert "AVAYA_WORKFLOWS_HANDLE_TTL is invalid" in result.stderr
     assert "The demo stopped" in result.stdout
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_demo_invalid_setting_exits_2() -> None:
+    result = run_cli("demo", env={"AVAYA_WORKFLOWS_MAX_WAIT_SECONDS": "100"})
+
+    assert result.returncode == 2
+    assert "AVAYA_WORKFLOWS_MAX_WAIT_SECONDS is invalid" in result.stderr
+    assert "The demo stopped" not in result.stdout
