@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anyio
@@ -96,17 +96,24 @@ class CallBudget:
     """The principal a tool call acts for, and the deadline by which its upstream requests must finish.
 
     `deadline` is on the anyio clock. `phase` tracks what the call is waiting for, so that a missed deadline
-    can be reported truthfully: a start cut off while queued or while fetching a token was never sent.
+    can be reported truthfully: a start cut off while queued, fetching a token or opening its connection
+    was never sent.
     """
 
     principal: str
     deadline: float
-    phase: Literal["rate_limit", "token", "send"] = "rate_limit"
+    phase: Literal["rate_limit", "token", "connect", "send"] = "rate_limit"
+    created: float = field(default_factory=anyio.current_time)
 
     @classmethod
     def starting_now(cls, principal: str, seconds: float) -> CallBudget:
         """Return a budget that ends `seconds` from now."""
         return cls(principal, anyio.current_time() + seconds)
+
+    @property
+    def sent(self) -> bool:
+        """Whether the first byte of the current request may have been written."""
+        return self.phase == "send"
 
     def remaining(self) -> float:
         """Seconds left before the deadline, never below 0."""
@@ -133,6 +140,7 @@ class InfinityClient:
         self._status_suffix = status_path_suffix
         self._retry_policy = retry_policy or RetryPolicy()
         self._limiter = limiter or FairRateLimiter(0, 1)
+        self._read_timeout = timeout.read if timeout.read is not None else DEFAULT_CALL_SECONDS
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -187,10 +195,20 @@ class InfinityClient:
         """Send one request with the retry policy, and return its decoded body by `budget.deadline`."""
         try:
             with anyio.fail_after(budget.remaining()):
-                retry_loop = retrying(self._retry_policy, endpoint, budget.deadline)
+                retry_loop = retrying(self._retry_policy, endpoint, budget.deadline - self._reserve(endpoint, budget))
                 return await retry_loop(self._attempt, method, path, endpoint, budget, body)
         except TimeoutError:
-            raise _deadline_error(endpoint, budget) from None
+            raise self._deadline_error(endpoint, budget) from None
+
+    def _reserve(self, endpoint: str, budget: CallBudget) -> float:
+        """Return the seconds a request must have left before its deadline to be sent at all.
+
+        A start sent without time to read its response would end as "may have started", so it keeps the read
+        timeout in hand, or half its budget when that is shorter. A status read cut short does no harm.
+        """
+        if endpoint != "start":
+            return 0.0
+        return min(self._read_timeout, (budget.deadline - budget.created) / 2)
 
     async def _attempt(self, method: str, path: str, endpoint: str, budget: CallBudget, body: Any) -> Any:
         token = await self._token(budget)
@@ -223,8 +241,9 @@ class InfinityClient:
         self, method: str, path: str, endpoint: str, token: str, body: Any, budget: CallBudget
     ) -> tuple[int, bytes, httpx2.Headers]:
         budget.phase = "rate_limit"
+        reserve = self._reserve(endpoint, budget)
         try:
-            await self._limiter.acquire(budget.principal, budget.deadline)
+            waited = await self._limiter.acquire(budget.principal, budget.deadline - reserve)
         except SlotTooFarError as exc:
             raise ThrottledError(
                 f"No rate-limit slot before the call deadline: {exc}",
@@ -232,11 +251,30 @@ class InfinityClient:
                 retry_after=exc.wait,
                 request_sent=False,
             ) from None
-        budget.phase = "send"
+        if budget.remaining() < reserve:
+            # Too late to start: the slot came, or the token arrived, with no time left to read the response.
+            if waited > 0:
+                raise self._deadline_error(endpoint, budget)
+            raise UpstreamUnavailableError(
+                "Too little time was left before the call deadline to send the request",
+                endpoint=endpoint,
+                request_sent=False,
+            )
+        budget.phase = "connect"
+
+        async def follow_phase(event: str, info: dict[str, Any]) -> None:
+            # httpcore2 reports this event just before it writes the first byte of the request.
+            if event.endswith(".send_request_headers.started"):
+                budget.phase = "send"
+
         started = time.perf_counter()
         try:
             async with self._http.stream(
-                method, path, json=body, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}
+                method,
+                path,
+                json=body,
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                extensions={"trace": follow_phase},
             ) as response:
                 content = await _read_capped(response, endpoint)
         except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:
@@ -246,9 +284,13 @@ class InfinityClient:
                 request_sent=False,
             ) from None
         except httpx2.TimeoutException as exc:
-            raise UpstreamUnavailableError(f"The request timed out ({type(exc).__name__})", endpoint=endpoint) from None
+            raise UpstreamUnavailableError(
+                f"The request timed out ({type(exc).__name__})", endpoint=endpoint, request_sent=budget.sent
+            ) from None
         except httpx2.TransportError as exc:
-            raise UpstreamUnavailableError(f"The connection failed ({type(exc).__name__})", endpoint=endpoint) from None
+            raise UpstreamUnavailableError(
+                f"The connection failed ({type(exc).__name__})", endpoint=endpoint, request_sent=budget.sent
+            ) from None
         logger.info(
             "infinity.request endpoint=%s method=%s status=%d duration_ms=%.0f",
             endpoint,
@@ -257,6 +299,27 @@ class InfinityClient:
             (time.perf_counter() - started) * 1000,
         )
         return response.status_code, content, response.headers
+
+    def _deadline_error(self, endpoint: str, budget: CallBudget) -> UpstreamError:
+        """Describe a call that reached its deadline, saying whether its request may have been sent."""
+        if budget.phase == "rate_limit":
+            return ThrottledError(
+                "No rate-limit slot came free in time before the call deadline",
+                endpoint=endpoint,
+                retry_after=self._limiter.estimated_wait(budget.principal),
+                request_sent=False,
+            )
+        if budget.phase == "token":
+            return TokenUnavailableError(
+                "No access token arrived before the call deadline", endpoint="token", request_sent=False
+            )
+        if budget.phase == "connect":
+            return UpstreamUnavailableError(
+                "The connection to Infinity was not open before the call deadline",
+                endpoint=endpoint,
+                request_sent=False,
+            )
+        return UpstreamUnavailableError("Infinity did not respond before the call deadline", endpoint=endpoint)
 
     def _error_for(self, status: int, content: bytes, headers: httpx2.Headers, endpoint: str) -> UpstreamError:
         code, detail = _parse_error_body(content)
@@ -288,21 +351,6 @@ class InfinityClient:
         if status >= 500:
             return UpstreamUnavailableError(summary, **common)
         return RequestRejectedError(summary, **common)
-
-
-def _deadline_error(endpoint: str, budget: CallBudget) -> UpstreamError:
-    """Describe a call that reached its deadline, saying whether its request may have been sent."""
-    if budget.phase == "rate_limit":
-        return ThrottledError(
-            "No rate-limit slot came free before the call deadline", endpoint=endpoint, request_sent=False
-        )
-    if budget.phase == "token":
-        return TokenUnavailableError(
-            "No access token arrived before the call deadline", endpoint="token", request_sent=False
-        )
-    # NOTE: a deadline that strikes while the connection is still being opened is also reported as sent,
-    # because from here the two cannot be told apart, and a start must then count as possibly run.
-    return UpstreamUnavailableError("Infinity did not answer before the call deadline", endpoint=endpoint)
 
 
 async def _read_capped(response: httpx2.Response, endpoint: str) -> bytes:

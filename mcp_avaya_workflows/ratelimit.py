@@ -5,8 +5,8 @@ minute with bursts of 20 a second). This limiter keeps one server process
 under its share of that quota with a token bucket. When requests queue, free
 slots go round-robin to the principals that are waiting, so one busy caller
 cannot starve the others. A 429 from Infinity halves the rate and pauses the
-bucket for `Retry-After`; the rate then climbs back to the configured one over
-`RECOVERY_SECONDS`.
+bucket for `Retry-After`. One request may go as soon as the pause ends, and the
+rate then climbs back to the configured one over `RECOVERY_SECONDS`.
 
 The limit applies per process. Replicas do not share it, so each replica must be
 given its own share of the tenant's quota.
@@ -81,18 +81,19 @@ class FairRateLimiter:
         """Number of requests waiting for a slot."""
         return sum(len(queue) for queue in self._queues.values())
 
-    async def acquire(self, principal: str, deadline: float = math.inf) -> None:
-        """Wait for a slot for one request on behalf of `principal`; cancelling the wait gives up its place.
+    async def acquire(self, principal: str, deadline: float = math.inf) -> float:
+        """Wait for a slot for one request on behalf of `principal`, and return the seconds waited.
 
         Raises SlotTooFarError at once when the estimated wait ends after `deadline` (on the same clock),
-        so that a call does not sit out its whole deadline only to fail.
+        so that a call does not sit out its whole deadline only to fail. Cancelling the wait gives up its place.
         """
         if not self.enabled:
-            return
+            return 0.0
         if not self._queues and self._take_now():
-            return
-        estimate = self._estimated_wait(principal)
-        if self._clock() + estimate > deadline:
+            return 0.0
+        queued_at = self._clock()
+        estimate = self.estimated_wait(principal)
+        if queued_at + estimate > deadline:
             raise SlotTooFarError(estimate)
         waiter = _Waiter(principal)
         self._queues.setdefault(principal, deque()).append(waiter)
@@ -103,7 +104,7 @@ class FairRateLimiter:
                     if delay <= 0:
                         self._take_now()
                         self._serve(waiter)
-                        return
+                        return self._clock() - queued_at
                     with anyio.move_on_after(delay):
                         await waiter.wakeup.wait()
                 else:
@@ -114,12 +115,14 @@ class FairRateLimiter:
             raise
 
     def slow_down(self, retry_after: float | None) -> None:
-        """Halve the rate after a 429, and take no slot before `retry_after` seconds have passed."""
+        """Halve the rate after a 429, and hand out no slot before `retry_after` seconds have passed."""
         if not self.enabled:
             return
         self._refill()
         self._rate = max(self._configured * MIN_RATE_FRACTION, self._rate / 2)
-        self._tokens = 0.0
+        # Without Retry-After the bucket starts empty. With it, the pause is the wait, and one request may go
+        # as soon as it ends, as Retry-After promises.
+        self._tokens = 0.0 if retry_after is None else 1.0
         if retry_after is not None:
             self._paused_until = max(self._paused_until, self._clock() + retry_after)
         logger.warning(
@@ -129,8 +132,10 @@ class FairRateLimiter:
             self.queued,
         )
 
-    def _estimated_wait(self, principal: str) -> float:
+    def estimated_wait(self, principal: str) -> float:
         """Estimate the seconds until a new request of `principal` would be served, in round-robin order."""
+        if not self.enabled:
+            return 0.0
         self._refill()
         pause = max(0.0, self._paused_until - self._clock())
         position = len(self._queues.get(principal, ())) + 1

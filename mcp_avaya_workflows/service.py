@@ -141,7 +141,7 @@ class WorkflowService:
         try:
             started = await self._client.start_session(request, budget)
         except anyio.get_cancelled_exc_class():
-            if budget.phase == "send":
+            if budget.sent:
                 # The caller gave up or the server is stopping, but Infinity may already have run the start.
                 logger.error(
                     "infinity.start_outcome_unknown workflow_id=%s error=the call was cancelled while the start "

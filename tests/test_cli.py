@@ -201,7 +201,8 @@ def test_sandbox_port_in_use_reported() -> None:
 
 
 def test_demo_reports_server_failure(tmp_path: Path) -> None:
-    (tmp_path / ".env").write_text("AVAYA_WORKFLOWS_HANDLE_TTL=5\n")
+    # The settings are valid, so the demo launches its server, which then fails to load the catalog.
+    (tmp_path / ".env").write_text("AVAYA_WORKFLOWS_CATALOG=missing-catalog.toml\n")
 
     result = subprocess.run(
         [sys.executable, "-m", "mcp_avaya_workflows", "demo"],
@@ -214,7 +215,7 @@ def test_demo_reports_server_failure(tmp_path: Path) -> None:
     )
 
     assert result.returncode == 1
-    assert "AVAYA_WORKFLOWS_HANDLE_TTL is invalid" in result.stderr
+    assert "missing-catalog.toml does not exist" in result.stderr
     assert "The demo stopped" in result.stdout
     assert "Traceback" not in result.stderr + result.stdout
 

@@ -171,8 +171,8 @@ async def test_wait_estimate_counts_round_robin() -> None:
     queued = [_queue(limiter, "busy") for _ in range(5)]
 
     # Round-robin serves one "busy" request before a new "quiet" one, whatever the length of its queue.
-    assert limiter._estimated_wait("quiet") == pytest.approx(2)
-    assert limiter._estimated_wait("busy") == pytest.approx(6)
+    assert limiter.estimated_wait("quiet") == pytest.approx(2)
+    assert limiter.estimated_wait("busy") == pytest.approx(6)
     for waiter in queued:
         limiter._leave(waiter)
 
@@ -181,3 +181,14 @@ def _queue(limiter: FairRateLimiter, principal: str) -> Any:
     waiter = _Waiter(principal)
     limiter._queues.setdefault(principal, deque()).append(waiter)
     return waiter
+
+
+async def test_one_request_right_after_pause() -> None:
+    limiter = FairRateLimiter(100, 20)  # 1.2 s a slot once halved
+    limiter.slow_down(0.3)
+
+    began = time.monotonic()
+    await limiter.acquire("a")
+
+    # Retry-After is the whole wait for the next request; the halved pace applies to the ones after it.
+    assert 0.3 <= time.monotonic() - began < 0.6

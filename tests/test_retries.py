@@ -382,3 +382,70 @@ def test_retry_after_date_read(offset: float, low: float, high: float) -> None:
 @pytest.mark.parametrize("header", ["soon", "Wed, 99 Foo 2099", ""])
 def test_retry_after_garbage_ignored(header: str) -> None:
     assert retry_after_seconds(httpx2.Headers({"Retry-After": header})) is None
+
+
+async def test_start_not_sent_without_time_to_read(sandbox: Sandbox, infinity: InfinityClient) -> None:
+    sandbox.state.add_fault(Fault(target="token", status=None, delay_seconds=1.5))
+
+    with pytest.raises(UpstreamUnavailableError) as info:
+        await infinity.start_session(StartRequest(EXAMPLE_WORKFLOW, "current", {}), _budget(2.0))
+
+    # The token came with 0.5 s left, less than the 1 s a start keeps to read its response.
+    assert info.value.request_sent is False
+    assert not isinstance(info.value, StartOutcomeUnknownError)
+    assert sandbox.state.count("start") == 0
+
+
+async def test_queued_past_deadline_gives_estimate(sandbox: Sandbox) -> None:
+    limiter = FairRateLimiter(60, 1)  # one slot a second
+    client = InfinityClient(
+        base_url=sandbox.url,
+        tokens=make_tokens(sandbox.url),
+        redactor=Redactor(),
+        timeout=httpx2.Timeout(5.0),
+        retry_policy=FAST_RETRY,
+        limiter=limiter,
+    )
+    try:
+        session_id = await start_example(client)
+        async with anyio.create_task_group() as group:
+
+            async def pause_soon() -> None:
+                await anyio.sleep(0.3)
+                limiter.slow_down(5)
+
+            group.start_soon(pause_soon)
+            with pytest.raises(ThrottledError) as info:
+                # The estimate, 1 s, fits the budget, but a 429 elsewhere pauses the bucket meanwhile.
+                await client.get_status(session_id, _budget(1.5))
+    finally:
+        await client.aclose()
+
+    assert info.value.retry_after is not None
+    assert info.value.retry_after > 3
+    assert sandbox.state.count("status") == 0
+
+
+async def test_start_stuck_connecting_not_sent(sandbox: Sandbox) -> None:
+    # A listener whose backlog is full: the kernel drops further SYNs, so a connection never opens.
+    with socket.socket() as listener, socket.socket() as filler:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        filler.connect(listener.getsockname())
+        host, port = listener.getsockname()
+        client = InfinityClient(
+            base_url=f"http://{host}:{port}",
+            tokens=make_tokens(sandbox.url),
+            redactor=Redactor(),
+            timeout=httpx2.Timeout(5.0),
+            retry_policy=FAST_RETRY,
+        )
+        try:
+            with pytest.raises(UpstreamUnavailableError) as info:
+                await client.start_session(StartRequest(EXAMPLE_WORKFLOW, "current", {}), _budget(1.0))
+        finally:
+            await client.aclose()
+
+    # Cut off while connecting, the start provably never left, so it is not reported as possibly run.
+    assert not isinstance(info.value, StartOutcomeUnknownError)
+    assert info.value.request_sent is False
