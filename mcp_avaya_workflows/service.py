@@ -207,8 +207,7 @@ class WorkflowService:
         masked = await anyio.to_thread.run_sync(self._redactor.mask_variables, outputs, policy)
         variables, truncated = cap_output(masked.variables, self._output_limits)
         running = upstream.running
-        status = upstream.status or ("RUNNING" if running else "UNKNOWN")
-        clean_status = self._clean_text(status, avaya_ids) or "UNKNOWN"
+        clean_status = self._status_label(upstream, avaya_ids)
         audit.status = clean_status[:40]
         audit.masked, audit.dropped, audit.truncated = (
             len(masked.masked_names),
@@ -279,7 +278,7 @@ class WorkflowService:
     ) -> None:
         if progress is None:
             return
-        status = self._clean_text(upstream.status, avaya_ids) or ("RUNNING" if upstream.running else "UNKNOWN")
+        status = self._status_label(upstream, avaya_ids)
         module = self._clean_text(upstream.current_module, avaya_ids)
         where = f" in module {module}" if module else ""
         message = f"{status}{where}, {elapsed:.1f} s of {wait:g} s waited"
@@ -288,6 +287,11 @@ class WorkflowService:
         except Exception as exc:
             # A client that went away cannot take progress, but the wait itself still has a result to return.
             logger.debug("workflow.progress_failed error=%s", type(exc).__name__)
+
+    def _status_label(self, upstream: SessionStatus, avaya_ids: list[tuple[str, str]]) -> str:
+        """Return the session's status, redacted, or RUNNING or UNKNOWN when Infinity sent none."""
+        status = upstream.status or ("RUNNING" if upstream.running else "UNKNOWN")
+        return self._clean_text(status, avaya_ids) or "UNKNOWN"
 
     def _clean_text(self, text: str | None, avaya_ids: list[tuple[str, str]]) -> str | None:
         """Redact a short free-text field from Infinity: credentials, Avaya's IDs, personal data and excess length."""
