@@ -294,14 +294,7 @@ async def test_rejected_credentials_not_retried(sandbox: Sandbox) -> None:
 
 async def test_429_slows_the_limiter(sandbox: Sandbox) -> None:
     limiter = FairRateLimiter(6000, 10)
-    client = InfinityClient(
-        base_url=sandbox.url,
-        tokens=make_tokens(sandbox.url),
-        redactor=Redactor(),
-        timeout=httpx2.Timeout(5.0),
-        retry_policy=FAST_RETRY,
-        limiter=limiter,
-    )
+    client = make_client(sandbox.url, limiter=limiter)
     try:
         session_id = await start_example(client)
         sandbox.state.add_fault(Fault(target="status", status=429, headers={"Retry-After": "0"}))
@@ -313,14 +306,7 @@ async def test_429_slows_the_limiter(sandbox: Sandbox) -> None:
 
 
 async def test_saturated_limiter_sends_nothing(sandbox: Sandbox) -> None:
-    client = InfinityClient(
-        base_url=sandbox.url,
-        tokens=make_tokens(sandbox.url),
-        redactor=Redactor(),
-        timeout=httpx2.Timeout(5.0),
-        retry_policy=FAST_RETRY,
-        limiter=FairRateLimiter(1, 1),
-    )
+    client = make_client(sandbox.url, limiter=FairRateLimiter(1, 1))
     try:
         await start_example(client)
         began = time.monotonic()
@@ -398,14 +384,7 @@ async def test_start_not_sent_without_time_to_read(sandbox: Sandbox, infinity: I
 
 async def test_queued_past_deadline_gives_estimate(sandbox: Sandbox) -> None:
     limiter = FairRateLimiter(60, 1)  # one slot a second
-    client = InfinityClient(
-        base_url=sandbox.url,
-        tokens=make_tokens(sandbox.url),
-        redactor=Redactor(),
-        timeout=httpx2.Timeout(5.0),
-        retry_policy=FAST_RETRY,
-        limiter=limiter,
-    )
+    client = make_client(sandbox.url, limiter=limiter)
     try:
         session_id = await start_example(client)
         async with anyio.create_task_group() as group:

@@ -23,6 +23,7 @@ from mcp_avaya_workflows.errors import (
     TokenUnavailableError,
     UpstreamUnavailableError,
 )
+from mcp_avaya_workflows.ratelimit import FairRateLimiter
 from mcp_avaya_workflows.redaction import Redactor
 from mcp_avaya_workflows.retry import RetryPolicy
 from mcp_avaya_workflows.sandbox import Fault, SandboxState, running_sandbox
@@ -62,7 +63,9 @@ async def infinity(sandbox: Sandbox) -> AsyncIterator[InfinityClient]:
     await client.aclose()
 
 
-def make_client(url: str, suffix: str = "", retry_policy: RetryPolicy = FAST_RETRY) -> InfinityClient:
+def make_client(
+    url: str, suffix: str = "", retry_policy: RetryPolicy = FAST_RETRY, limiter: FairRateLimiter | None = None
+) -> InfinityClient:
     return InfinityClient(
         base_url=url,
         tokens=make_tokens(url, retry_policy=retry_policy),
@@ -70,6 +73,7 @@ def make_client(url: str, suffix: str = "", retry_policy: RetryPolicy = FAST_RET
         timeout=TIMEOUT,
         status_path_suffix=suffix,
         retry_policy=retry_policy,
+        limiter=limiter,
     )
 
 
@@ -452,7 +456,7 @@ async def test_token_rate_limit_not_authentication(sandbox: Sandbox) -> None:
     tokens = make_tokens(sandbox.url)
     try:
         with pytest.raises(RateLimitedError) as info:
-            # Retry-After asks for 5 s, which would pass the deadline, so no retry is made.
+            # Retry-After requests 5 s, which would pass the deadline, so no retry is made.
             await tokens.get_token(anyio.current_time() + 2)
     finally:
         await tokens.aclose()
