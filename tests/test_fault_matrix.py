@@ -46,7 +46,7 @@ HOSTILE_429_HEADERS = {**HOSTILE_HEADERS, "Retry-After": "0"}
 class Row:
     """One fault, and what each tool must do under it.
 
-    `sessions` is the number of sessions the sandbox holds after the faulted start: 1 where the fault
+    `sessions` is the number of sessions the sandbox contains after the faulted start: 1 where the fault
     struck after Infinity created the session. A start is never sent more than once, whatever the fault.
     """
 

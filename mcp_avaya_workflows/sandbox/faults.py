@@ -26,7 +26,7 @@ MAX_OVERSIZED_BYTES = 64 * 1024 * 1024
 
 # Actions that never send a response of the fault's own, so a body or headers on them would be ignored.
 _ACTIONS_WITHOUT_RESPONSE = ("reset_before_read", "reset_after_read", "revoke_token")
-# Actions for which handling the request first would change nothing the client sees.
+# Actions for which handling the request first would change nothing the client receives.
 _ACTIONS_WITHOUT_HANDLE_FIRST = ("reset_before_read", "oversized", "revoke_token")
 
 
