@@ -7,6 +7,7 @@ import math
 import secrets
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
@@ -14,7 +15,10 @@ from . import __version__
 from .errors import ConfigurationError
 from .logs import configure_logging
 from .redaction import Redactor
-from .settings import is_loopback_host, load_settings
+from .settings import Settings, is_loopback_host, load_settings
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
 
 EXIT_CONFIGURATION = 2
 
@@ -55,7 +59,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command")
 
-    serve = commands.add_parser("serve", help="run the MCP server over stdio (the default)")
+    serve = commands.add_parser("serve", help="run the MCP server over stdio (the default) or streamable HTTP")
+    serve.add_argument(
+        "--transport",
+        choices=["stdio", "http"],
+        default=None,
+        help="stdio for a client that launches the server, http for remote clients "
+        "(default: AVAYA_WORKFLOWS_TRANSPORT, else stdio)",
+    )
+    serve.add_argument(
+        "--host",
+        default=None,
+        help="with --transport http, the address to bind (default: AVAYA_WORKFLOWS_HOST, else 127.0.0.1)",
+    )
+    serve.add_argument(
+        "--port",
+        type=_port,
+        default=None,
+        help="with --transport http, the TCP port, 0 for any free port (default: AVAYA_WORKFLOWS_PORT, else 8000)",
+    )
+    serve.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        default=None,
+        help="with --transport http, allow a non-loopback address without OAuth; only for a network of trusted clients",
+    )
     serve.add_argument(
         "--sandbox",
         action="store_true",
@@ -99,7 +127,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     command = args.command or "serve"
     try:
         if command == "serve":
-            _serve(sandbox=getattr(args, "sandbox", False), time_scale=getattr(args, "sandbox_time_scale", 1.0))
+            overrides = {
+                name: getattr(args, name, None)
+                for name in ("transport", "host", "port", "allow_unauthenticated")
+                if getattr(args, name, None) is not None
+            }
+            _serve(
+                sandbox=getattr(args, "sandbox", False),
+                time_scale=getattr(args, "sandbox_time_scale", 1.0),
+                overrides=overrides,
+            )
         elif command == "sandbox":
             _run_sandbox(args.host, args.port, args.client_id, args.client_secret, args.time_scale)
         else:
@@ -116,8 +153,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(130)
 
 
-def _serve(*, sandbox: bool, time_scale: float) -> None:
-    settings = load_settings(require_upstream=not sandbox)
+def _serve(*, sandbox: bool, time_scale: float, overrides: dict[str, Any] | None = None) -> None:
+    settings = load_settings(require_upstream=not sandbox, **(overrides or {}))
+    if settings.transport == "http":
+        from .http_transport import check_bind
+
+        check_bind(settings)
     redactor = Redactor(settings.sensitive_keys)
     if settings.client_secret is not None:
         redactor.add_secret(settings.client_secret.get_secret_value())
@@ -138,6 +179,9 @@ def _serve(*, sandbox: bool, time_scale: float) -> None:
             # The sandbox's own catalog lists its demo workflows, unless the operator chose another.
             settings = settings.model_copy(update={"catalog": SANDBOX_CATALOG})
     server = build_server(settings, redactor=redactor, embedded_sandbox=embedded)
+    if settings.transport == "http":
+        _serve_http(server, settings)
+        return
 
     import anyio
 
@@ -145,6 +189,38 @@ def _serve(*, sandbox: bool, time_scale: float) -> None:
     from .stdio import run_stdio
 
     anyio.run(run_until_stopped, lambda: run_stdio(server))
+
+
+def _serve_http(server: MCPServer[Any], settings: Settings) -> None:
+    import anyio
+
+    from .http_transport import Readiness, bind_socket, build_http_app, serve_http
+
+    verifier = None
+    if settings.auth_issuer:
+        from .access_tokens import JwtTokenVerifier, check_issuer_url
+
+        check_issuer_url(settings.auth_issuer)
+        assert settings.public_url is not None
+        verifier = JwtTokenVerifier(
+            issuer=settings.auth_issuer, audience=settings.public_url, jwks_url=settings.auth_jwks_url
+        )
+    readiness = Readiness()
+    app = build_http_app(server, settings, verifier=verifier, readiness=readiness)
+    try:
+        sock = bind_socket(settings.host, settings.port)
+    except OSError as exc:
+        raise ConfigurationError([f"cannot listen on {settings.host} port {settings.port}: {exc.strerror}."]) from None
+
+    async def serve() -> None:
+        try:
+            await serve_http(app, sock, log_level=settings.log_level, readiness=readiness)
+        finally:
+            if verifier is not None:
+                await verifier.aclose()
+
+    with sock:
+        anyio.run(serve)
 
 
 def _run_sandbox(host: str, port: int, client_id: str, client_secret: str | None, time_scale: float) -> None:

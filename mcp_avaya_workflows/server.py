@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import httpx2
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context, MCPServer, RequestStateSecurity
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, SecretStr
 
@@ -27,13 +27,13 @@ from .catalog import Catalog, WorkflowAccess, load_catalog
 from .client import InfinityClient
 from .context_shapes import CONTEXT_SHAPES, DESCRIPTIONS, URI_PREFIX
 from .handles import HandleCodec
-from .principal import local_principal
+from .principal import current_principal
 from .ratelimit import FairRateLimiter
 from .redaction import Redactor
 from .retry import RetryPolicy
 from .sanitizer import Limits
 from .service import CallTiming, OutputLimits, WorkflowService
-from .settings import Settings
+from .settings import Settings, request_state_key_list
 from .tools import ArgumentNamesMiddleware, build_tools
 
 logger = logging.getLogger(__name__)
@@ -127,6 +127,17 @@ def build_server(
     tools = build_tools(
         _service_of, audit_log, read_only=settings.read_only, max_wait_seconds=settings.max_wait_seconds
     )
+    middleware: list[Any] = [
+        RedactionMiddleware(redactor),
+        ArgumentNamesMiddleware(tools, audit_log, current_principal),
+    ]
+    if settings.auth_issuer:
+        from .access_tokens import ScopeMiddleware  # imported lazily: stdio has no bearer tokens to check
+
+        scopes = ScopeMiddleware(
+            tools, audit_log, start_scope=settings.auth_start_scope, read_scope=settings.auth_read_scope
+        )
+        middleware.insert(1, scopes)
     server: MCPServer[AppState] = MCPServer(
         SERVER_NAME,
         title="Avaya Infinity Workflows",
@@ -134,12 +145,20 @@ def build_server(
         instructions=READ_ONLY_INSTRUCTIONS if settings.read_only else INSTRUCTIONS,
         lifespan=lifespan,
         tools=tools,
-        middleware=[RedactionMiddleware(redactor), ArgumentNamesMiddleware(tools, audit_log, local_principal)],
+        middleware=middleware,
+        request_state_security=_request_state_security(settings),
         log_level=settings.log_level,
     )
     _add_context_resources(server)
     _add_catalog_resource(server, access)
     return server
+
+
+def _request_state_security(settings: Settings) -> RequestStateSecurity | None:
+    """The keys that seal the SDK's request state, shared by every replica; None keeps a per-process key."""
+    if settings.request_state_keys is None:
+        return None
+    return RequestStateSecurity(keys=request_state_key_list(settings.request_state_keys))
 
 
 def _service_of(ctx: Context) -> WorkflowService:

@@ -17,7 +17,15 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigurationError
@@ -29,6 +37,15 @@ AVAYA_NAMES = frozenset({"INFINITY_URL", "CLIENT_ID", "CLIENT_SECRET"})
 
 # Keycloak realm path under the tenant host, as Avaya's authentication guide derives it.
 TOKEN_PATH = "/auth/realms/avaya/protocol/openid-connect/token"  # noqa: S105 - a URL path, not a secret
+
+
+_URL_EXAMPLES = {
+    "infinity_url": "https://core.example.ec.avayacloud.com",
+    "token_url": "https://core.example.ec.avayacloud.com/auth/realms/avaya/protocol/openid-connect/token",
+    "public_url": "https://mcp.example.com/mcp",
+    "auth_issuer": "https://login.example.com/realms/mcp",
+    "auth_jwks_url": "https://login.example.com/realms/mcp/protocol/openid-connect/certs",
+}
 
 
 def _env(name: str, *avaya_names: str) -> AliasChoices:
@@ -107,20 +124,61 @@ class Settings(BaseSettings):
     )
     allow_any_workflow: bool = Field(False, validation_alias=_env("ALLOW_ANY_WORKFLOW"))
     read_only: bool = Field(False, validation_alias=_env("READ_ONLY"))
+    typed_tools: bool = Field(False, validation_alias=_env("TYPED_TOOLS"))
     audit_log: str = Field(
         "stderr", validation_alias=_env("AUDIT_LOG"), description="'stderr', 'off', or a file to append JSON lines to"
     )
     max_output_value_chars: int = Field(4096, ge=64, le=1_000_000, validation_alias=_env("MAX_OUTPUT_VALUE_CHARS"))
     max_output_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024, validation_alias=_env("MAX_OUTPUT_BYTES"))
+    transport: Literal["stdio", "http"] = Field(
+        "stdio", validation_alias=_env("TRANSPORT"), description="'stdio' for a local client, 'http' for remote ones"
+    )
+    host: str = Field("127.0.0.1", validation_alias=_env("HOST"), description="Address the HTTP transport binds")
+    port: int = Field(8000, ge=0, le=65535, validation_alias=_env("PORT"), description="Port of the HTTP transport")
+    public_url: str | None = Field(
+        None,
+        validation_alias=_env("PUBLIC_URL"),
+        description="URL clients use for the MCP endpoint; the OAuth resource identifier and token audience",
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=_env("ALLOWED_HOSTS"),
+        description="Host header values the HTTP transport accepts, such as mcp.example.com or 127.0.0.1:*",
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=_env("ALLOWED_ORIGINS"),
+        description="Origin header values the HTTP transport accepts, such as https://chat.example.com",
+    )
+    allow_unauthenticated: bool = Field(
+        False,
+        validation_alias=_env("ALLOW_UNAUTHENTICATED"),
+        description="Serve HTTP on a non-loopback address without OAuth; for a trusted network only",
+    )
+    auth_issuer: str | None = Field(
+        None,
+        validation_alias=_env("AUTH_ISSUER"),
+        description="Issuer URL of the authorization server whose access tokens the HTTP transport accepts",
+    )
+    auth_jwks_url: str | None = Field(
+        None, validation_alias=_env("AUTH_JWKS_URL"), description="JWKS URL; discovered from the issuer when unset"
+    )
+    auth_start_scope: str = Field("workflows:start", min_length=1, validation_alias=_env("AUTH_START_SCOPE"))
+    auth_read_scope: str = Field("workflows:read", min_length=1, validation_alias=_env("AUTH_READ_SCOPE"))
+    request_state_keys: SecretStr | None = Field(
+        None,
+        validation_alias=_env("REQUEST_STATE_KEYS"),
+        description="Comma-separated secrets of 32 bytes or more that seal the SDK's request state",
+    )
 
-    @field_validator("infinity_url", "token_url")
+    @field_validator("infinity_url", "token_url", "public_url", "auth_issuer", "auth_jwks_url")
     @classmethod
-    def _check_url(cls, value: str | None) -> str | None:
+    def _check_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None or value == "":
             return None
         parts = urlsplit(value)
         if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError("must be an absolute http(s) URL such as https://core.example.ec.avayacloud.com")
+            raise ValueError(f"must be an absolute http(s) URL such as {_URL_EXAMPLES[info.field_name or '']}")
         if parts.username or parts.password or parts.query or parts.fragment:
             raise ValueError("must not contain credentials, a query or a fragment")
         # Plain HTTP would send the client secret and bearer tokens in clear text.
@@ -201,6 +259,46 @@ class Settings(BaseSettings):
                 raise ValueError(f"{pattern!r} is not a valid regular expression ({exc})") from None
         return value
 
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("request_state_keys")
+    @classmethod
+    def _check_request_state_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        keys = request_state_key_list(value)
+        if any(len(key.encode()) < MIN_REQUEST_STATE_KEY_BYTES for key in keys):
+            raise ValueError(REQUEST_STATE_KEY_HINT)
+        return value if keys else None
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, value: str) -> str:
+        value = value.strip()
+        if not value or any(char.isspace() or char in "/?#@" for char in value):
+            raise ValueError("must be an IP address or a host name, such as 127.0.0.1 or 0.0.0.0")
+        return value
+
+    @model_validator(mode="after")
+    def _check_http_auth(self) -> Settings:
+        if self.auth_issuer and not self.public_url:
+            raise ValueError(
+                "AVAYA_WORKFLOWS_AUTH_ISSUER is set but AVAYA_WORKFLOWS_PUBLIC_URL is not; set it to the URL "
+                "clients use for the MCP endpoint, such as https://mcp.example.com/mcp, which tokens must name "
+                "as their audience"
+            )
+        if self.auth_start_scope == self.auth_read_scope:
+            raise ValueError(
+                "AVAYA_WORKFLOWS_AUTH_START_SCOPE and AVAYA_WORKFLOWS_AUTH_READ_SCOPE are the same; starting and "
+                "reading need separate scopes"
+            )
+        return self
+
     @field_validator("sensitive_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
@@ -248,6 +346,18 @@ SANDBOX_HINT = "To try the server without a tenant, run `mcp-avaya-workflows ser
 
 def _missing(name: str) -> str:
     return f"{_FIXES[name]}."
+
+
+MIN_REQUEST_STATE_KEY_BYTES = 32
+REQUEST_STATE_KEY_HINT = (
+    "each comma-separated key must be at least 32 bytes long; generate one with "
+    "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+)
+
+
+def request_state_key_list(value: SecretStr) -> list[str]:
+    """Split the request-state key setting into its keys, the sealing one first."""
+    return [key.strip() for key in value.get_secret_value().split(",") if key.strip()]
 
 
 def is_loopback_host(host: str) -> bool:

@@ -1,0 +1,314 @@
+"""The streamable HTTP transport: both protocol eras, stateless, with OAuth, health checks and host checks.
+
+Every request stands alone. The 2026-07-28 era is stateless by design, and
+the legacy era runs in the SDK's stateless mode, so any replica can answer
+any request and a load balancer needs no sticky sessions. Session handles and
+the SDK's request state are sealed with keys every replica shares.
+
+Routes:
+- `/mcp`, the MCP endpoint, behind bearer-token auth when an issuer is set;
+- `/.well-known/oauth-protected-resource/mcp`, the RFC 9728 metadata that a 401 points to;
+- `/healthz` (the process is up) and `/readyz` (it serves MCP requests), outside auth.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
+
+import uvicorn
+from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
+from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAuthMiddleware
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.routes import build_resource_metadata_url, create_protected_resource_routes
+from mcp.server.mcpserver import MCPServer
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.types import INVALID_REQUEST, PARSE_ERROR
+from pydantic import AnyHttpUrl
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import ConfigurationError
+from .settings import Settings, is_loopback_host
+from .stdio import MAX_MESSAGE_DEPTH, PARSE_ERROR_MESSAGE, check_message
+from .strict_json import top_level_id
+
+logger = logging.getLogger(__name__)
+
+MCP_PATH = "/mcp"
+LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
+# The SDK's own request body limit; a larger body is refused before it is parsed.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+# Seconds uvicorn lets requests in flight finish after SIGTERM before it cancels them.
+GRACEFUL_SHUTDOWN_SECONDS = 25
+
+
+@dataclass
+class Readiness:
+    """Whether the server answers MCP requests: true between startup and the start of shutdown."""
+
+    ready: bool = False
+    reasons: list[str] = field(default_factory=lambda: ["starting"])
+
+
+def check_bind(settings: Settings) -> None:
+    """Raise `ConfigurationError` when the HTTP settings would expose the server unsafely."""
+    problems = []
+    remote = not is_loopback_host(settings.host)
+    if remote and not settings.auth_issuer and not settings.allow_unauthenticated:
+        problems.append(
+            f"the HTTP transport would listen on {settings.host}, which other machines can reach, without "
+            "authentication: set AVAYA_WORKFLOWS_AUTH_ISSUER and AVAYA_WORKFLOWS_PUBLIC_URL to require OAuth "
+            "access tokens, bind 127.0.0.1, or set AVAYA_WORKFLOWS_ALLOW_UNAUTHENTICATED=true for a network "
+            "where every client is trusted."
+        )
+    if remote and not settings.allowed_hosts and not settings.public_url:
+        problems.append(
+            f"the HTTP transport listens on {settings.host} but does not know which Host header clients send: set "
+            "AVAYA_WORKFLOWS_PUBLIC_URL, or AVAYA_WORKFLOWS_ALLOWED_HOSTS (such as mcp.example.com), or '*' to "
+            "turn the check off."
+        )
+    if problems:
+        raise ConfigurationError(problems)
+
+
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    """DNS-rebinding protection: the Host and Origin values the MCP endpoint accepts."""
+    hosts = list(settings.allowed_hosts)
+    origins = list(settings.allowed_origins)
+    if "*" in hosts:
+        logger.warning("http.host_check_off: AVAYA_WORKFLOWS_ALLOWED_HOSTS is '*', so any Host header is accepted")
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    if not hosts:
+        hosts = list(LOOPBACK_HOSTS)
+        if settings.public_url:
+            public = urlsplit(settings.public_url)
+            hosts += [public.netloc, f"{public.hostname}:*"]
+    if not origins:
+        origins = list(LOOPBACK_ORIGINS)
+        if settings.public_url:
+            public = urlsplit(settings.public_url)
+            origins.append(f"{public.scheme}://{public.netloc}")
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+def build_http_app(
+    server: MCPServer[Any],
+    settings: Settings,
+    *,
+    verifier: TokenVerifier | None = None,
+    readiness: Readiness | None = None,
+) -> Starlette:
+    """Return the ASGI app serving `server` over streamable HTTP, with auth when `verifier` is given."""
+    readiness = readiness or Readiness()
+    server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        stateless_http=True,
+        transport_security=transport_security(settings),
+        host=settings.host,
+        max_request_body_size=MAX_BODY_BYTES,
+    )
+    session_manager = server.session_manager
+    endpoint: ASGIApp = _StrictJsonGuard(_NoListenStream(StreamableHTTPASGIApp(session_manager)))
+    routes: list[Route] = []
+    middleware: list[Middleware] = []
+    if verifier is not None:
+        assert settings.public_url is not None
+        assert settings.auth_issuer is not None
+        resource = AnyHttpUrl(settings.public_url)
+        endpoint = RequireAuthMiddleware(endpoint, [], build_resource_metadata_url(resource))
+        middleware = [
+            # The verifier checks the audience itself, so the backend gets no resource URL to compare.
+            Middleware(AuthenticationMiddleware, backend=BearerAuthBackend(verifier)),
+            Middleware(AuthContextMiddleware),
+        ]
+        routes += create_protected_resource_routes(
+            resource_url=resource,
+            authorization_servers=[AnyHttpUrl(settings.auth_issuer)],
+            scopes_supported=[settings.auth_read_scope, settings.auth_start_scope],
+            resource_name=server.title or server.name,
+        )
+    routes += [
+        Route(MCP_PATH, endpoint=endpoint),
+        Route("/healthz", endpoint=_healthz, methods=["GET"]),
+        Route("/readyz", endpoint=_readyz(readiness), methods=["GET"]),
+    ]
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with session_manager.run():
+            readiness.ready, readiness.reasons = True, []
+            try:
+                yield
+            finally:
+                readiness.ready, readiness.reasons = False, ["stopping"]
+
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+async def _healthz(_: Request) -> Response:
+    return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
+def _readyz(readiness: Readiness) -> Callable[[Request], Any]:
+    async def readyz(_: Request) -> Response:
+        if readiness.ready:
+            return JSONResponse({"status": "ready"}, headers={"Cache-Control": "no-store"})
+        return JSONResponse(
+            {"status": "not_ready", "reasons": readiness.reasons},
+            status_code=503,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    return readyz
+
+
+class _NoListenStream:
+    """Answer a legacy-era `GET /mcp` with 405 instead of an SSE stream that never ends.
+
+    In stateless mode, mcp 2.3's legacy transport answers the listen-mode GET
+    with an SSE stream and then waits for server-initiated messages that a
+    stateless server never sends, so the response stays open with no bytes and
+    clients hang on connect (modelcontextprotocol/python-sdk#3492). The
+    streamable HTTP spec lets a server that offers no such stream answer 405,
+    which clients treat as "no listen stream". The 2026-07-28 era already
+    answers 405 itself.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            await Response(status_code=405, headers={"Allow": "POST, DELETE"})(scope, receive, send)
+            return
+        await self._app(scope, receive, send)
+
+
+class _StrictJsonGuard:
+    """Apply the stdio transport's message checks to each POST body before the SDK parses it.
+
+    pydantic keeps the last of two equal keys, so a body with `workflow_id`
+    twice would start the second while a reviewer reads the first. Repeated
+    keys, deep nesting and huge integers get a JSON-RPC error instead.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self._app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                await _json_rpc_error(None, INVALID_REQUEST, "Request body too large", 413)(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        text = body.decode("utf-8", errors="replace")
+        problem = check_message(text)
+        if problem is not None:
+            request_id = top_level_id(text)
+            logger.warning("http.message_rejected request_id=%r problem=%s", request_id, problem)
+            await _rejection(request_id, problem)(scope, receive, send)
+            return
+        await self._app(scope, _replay(body, receive), send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+def _rejection(request_id: Any, problem: str) -> Response:
+    if request_id is None:
+        return _json_rpc_error(None, PARSE_ERROR, PARSE_ERROR_MESSAGE, 400)
+    message = (
+        f"Invalid request: {problem}. Send each key once, nest at most {MAX_MESSAGE_DEPTH} levels, "
+        "and send long numbers as strings"
+    )
+    return _json_rpc_error(request_id, INVALID_REQUEST, message, 400)
+
+
+def _json_rpc_error(request_id: Any, code: int, message: str, status: int) -> Response:
+    body = {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+    return Response(json.dumps(body), status_code=status, media_type="application/json")
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Open the listening socket before the server starts, so port 0 resolves to a known free port."""
+    config = uvicorn.Config(app=_healthz, host=host, port=port)
+    return config.bind_socket()
+
+
+def endpoint_url(sock: socket.socket) -> str:
+    address = sock.getsockname()
+    host = f"[{address[0]}]" if ":" in address[0] else address[0]
+    return f"http://{host}:{address[1]}{MCP_PATH}"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, marked not ready on SIGTERM and exiting with status 0 after a graceful stop."""
+
+    def __init__(self, config: uvicorn.Config, readiness: Readiness) -> None:
+        super().__init__(config)
+        self._readiness = readiness
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        logger.info("server.signal_received signal=%s", signal.Signals(sig).name)
+        self._readiness.ready, self._readiness.reasons = False, ["stopping"]
+        super().handle_exit(sig, frame)
+        # uvicorn 0.55 raises each captured signal again once it has stopped, so the process would die of
+        # SIGTERM with status 143. The stop is complete by then, so the process exits 0 like the stdio one.
+        self._captured_signals.clear()
+
+
+async def serve_http(app: Starlette, sock: socket.socket, *, log_level: str, readiness: Readiness) -> None:
+    """Serve `app` on `sock` until SIGTERM or SIGINT, letting requests in flight finish first."""
+    config = uvicorn.Config(
+        app,
+        log_level=log_level.lower(),
+        # uvicorn's default log config adds its own stdout handlers; the root logger already writes to stderr.
+        log_config=None,
+        access_log=False,
+        http="h11",
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        server_header=False,
+    )
+    print(f"MCP server listening on {endpoint_url(sock)}", file=sys.stderr, flush=True)
+    await _Server(config, readiness).serve(sockets=[sock])
