@@ -8,6 +8,17 @@ Avaya tenant.
 from pathlib import Path
 
 from .app import create_app
+from .authority import (
+    ALICE_CLIENT_ID,
+    AUTHORITY_PREFIX,
+    BOB_CLIENT_ID,
+    DEMO_CLIENT_IDS,
+    READ_SCOPE,
+    START_SCOPE,
+    SUPPORTED_SCOPES,
+    ClientAuthority,
+    RegisteredClient,
+)
 from .faults import Fault
 from .runner import running_sandbox, serve_sandbox_forever
 from .state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, RecordedRequest, SandboxState, Session
@@ -17,12 +28,21 @@ from .workflows import ModuleScript, SessionStatus, WorkflowFault, WorkflowScrip
 SANDBOX_CATALOG = Path(__file__).with_name("catalog.toml")
 
 __all__ = [
+    "ALICE_CLIENT_ID",
+    "AUTHORITY_PREFIX",
+    "BOB_CLIENT_ID",
     "DEFAULT_CLIENT_ID",
     "DEFAULT_CLIENT_SECRET",
+    "DEMO_CLIENT_IDS",
+    "READ_SCOPE",
     "SANDBOX_CATALOG",
+    "START_SCOPE",
+    "SUPPORTED_SCOPES",
+    "ClientAuthority",
     "Fault",
     "ModuleScript",
     "RecordedRequest",
+    "RegisteredClient",
     "SandboxState",
     "Session",
     "SessionStatus",

