@@ -224,7 +224,8 @@ def _serve_http(server: MCPServer[Any], settings: Settings) -> None:
 
 
 def _run_sandbox(host: str, port: int, client_id: str, client_secret: str | None, time_scale: float) -> None:
-    from .sandbox import SANDBOX_CATALOG, SandboxState, serve_sandbox_forever
+    from .sandbox import SANDBOX_CATALOG, ClientAuthority, SandboxState, serve_sandbox_forever
+    from .sandbox.authority import TOKEN_PATH
 
     secret = client_secret or secrets.token_urlsafe(24)
     redactor = Redactor()
@@ -233,12 +234,22 @@ def _run_sandbox(host: str, port: int, client_id: str, client_secret: str | None
 
     def announce(url: str) -> None:
         # The operator needs these to point a server at this sandbox, so they are printed once, to stderr.
+        issuer = ClientAuthority.issuer_for(url)
+        clients = "\n".join(
+            f"  client_id={client.client_id} client_secret={client.secret}"
+            for client in state.authority.clients.values()
+        )
         print(
             f"Infinity sandbox listening on {url}\n"
             f"  AVAYA_WORKFLOWS_INFINITY_URL={url}\n"
             f"  AVAYA_WORKFLOWS_CLIENT_ID={client_id}\n"
             f"  AVAYA_WORKFLOWS_CLIENT_SECRET={secret}\n"
-            f"  AVAYA_WORKFLOWS_CATALOG={SANDBOX_CATALOG}",
+            f"  AVAYA_WORKFLOWS_CATALOG={SANDBOX_CATALOG}\n"
+            f"Authorization server for MCP clients, for `serve --transport http`:\n"
+            f"  AVAYA_WORKFLOWS_AUTH_ISSUER={issuer}\n"
+            f"{clients}\n"
+            f"  token endpoint: POST {url}{TOKEN_PATH} with grant_type=client_credentials, the client's "
+            f"credentials, and resource set to the server's AVAYA_WORKFLOWS_PUBLIC_URL",
             file=sys.stderr,
             flush=True,
         )

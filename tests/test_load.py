@@ -1,4 +1,5 @@
-"""Concurrency and memory: 200 calls at once share one token, and 10,000 calls leave memory flat."""
+"""Concurrency and memory: 200 calls at once share one token, in memory and over HTTP, and 10,000 calls leave
+memory flat."""
 
 from __future__ import annotations
 
@@ -14,13 +15,16 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
+from mcp_avaya_workflows.http_transport import bind_socket, build_http_app, endpoint_url
 from mcp_avaya_workflows.sandbox import SandboxState, running_sandbox
 from mcp_avaya_workflows.server import build_server
 from mcp_avaya_workflows.tools import START_TOOL, STATUS_TOOL
 
-from .conftest import CLIENT_ID, EXAMPLE_WORKFLOW, PLANTED_SECRET, make_settings
+from .conftest import CLIENT_ID, ERAS, EXAMPLE_WORKFLOW, PLANTED_SECRET, make_settings
+from .test_http_auth import serving
 
 pytestmark = pytest.mark.anyio
 
@@ -72,6 +76,24 @@ async def test_concurrent_calls_share_one_token(sandbox_url: tuple[SandboxState,
     assert state.count("token") == 1
     assert state.count("start") == CONCURRENT_CALLS
     assert len(state.sessions()) == CONCURRENT_CALLS
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_concurrent_calls_over_http_share_one_token(sandbox_url: tuple[SandboxState, str], era: str) -> None:
+    state, url = sandbox_url
+    settings = _load_settings(url).model_copy(update={"transport": "http"})
+    sock = bind_socket("127.0.0.1", 0)
+    with sock:
+        app = build_http_app(build_server(settings), settings)
+        async with serving(app, sock), Client(streamable_http_client(endpoint_url(sock)), mode=era) as client:
+            starts = await _call_all(client, [(START_TOOL, {"workflow_id": EXAMPLE_WORKFLOW})] * CONCURRENT_CALLS)
+            handles = [result.structured_content["session_id"] for result in starts if result.structured_content]
+            statuses = await _call_all(client, [(STATUS_TOOL, {"session_id": handle}) for handle in handles])
+
+    assert [result for result in starts + statuses if result.is_error] == []
+    assert len(handles) == len(statuses) == CONCURRENT_CALLS
+    assert state.count("token") == 1
+    assert state.count("start") == CONCURRENT_CALLS
 
 
 @pytest.fixture

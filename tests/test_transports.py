@@ -66,9 +66,13 @@ class HttpServer:
             env=env or server_env(tmp_path),
             cwd=tmp_path,
         )
-        self.url = self._wait_for_url()
-        self.base_url = self.url.removesuffix("/mcp")
-        self._wait_until_ready()
+        try:
+            self.url = self._wait_for_url()
+            self.base_url = self.url.removesuffix("/mcp")
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait_for_url(self) -> str:
         deadline = time.monotonic() + STARTUP_SECONDS
