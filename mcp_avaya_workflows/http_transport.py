@@ -55,8 +55,9 @@ LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
 LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
 # The SDK's own request body limit; a larger body is refused before it is parsed.
 MAX_BODY_BYTES = 4 * 1024 * 1024
-# Seconds uvicorn lets requests in flight finish after SIGTERM before it cancels them.
-GRACEFUL_SHUTDOWN_SECONDS = 25
+# Seconds uvicorn lets requests in flight finish after SIGTERM before it cancels them: the longest call with
+# the default settings, a 30 s wait plus its 30 s call budget and the 2 s grace, fits.
+GRACEFUL_SHUTDOWN_SECONDS = 65
 
 
 @dataclass

@@ -286,7 +286,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_http_auth(self) -> Settings:
-        if self.auth_issuer and not self.public_url:
+        if self.transport == "http" and self.auth_issuer and not self.public_url:
             raise ValueError(
                 "AVAYA_WORKFLOWS_AUTH_ISSUER is set but AVAYA_WORKFLOWS_PUBLIC_URL is not; set it to the URL "
                 "clients use for the MCP endpoint, such as https://mcp.example.com/mcp, which tokens must name "
