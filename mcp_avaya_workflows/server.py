@@ -26,7 +26,9 @@ from .auth import TokenProvider
 from .catalog import Catalog, WorkflowAccess, load_catalog
 from .client import InfinityClient
 from .context_shapes import CONTEXT_SHAPES, DESCRIPTIONS, URI_PREFIX
+from .features import add_workflow_features
 from .handles import HandleCodec
+from .icons import ICONS
 from .principal import current_principal
 from .ratelimit import FairRateLimiter
 from .redaction import Redactor
@@ -125,7 +127,13 @@ def build_server(
                 logger.info("server.stopping")
 
     tools = build_tools(
-        _service_of, audit_log, read_only=settings.read_only, max_wait_seconds=settings.max_wait_seconds
+        _service_of,
+        audit_log,
+        access=access,
+        redactor=redactor,
+        read_only=settings.read_only,
+        typed_tools=settings.typed_tools,
+        max_wait_seconds=settings.max_wait_seconds,
     )
     middleware: list[Any] = [
         RedactionMiddleware(redactor),
@@ -141,6 +149,7 @@ def build_server(
     server: MCPServer[AppState] = MCPServer(
         SERVER_NAME,
         title="Avaya Infinity Workflows",
+        icons=ICONS,
         version=__version__,
         instructions=READ_ONLY_INSTRUCTIONS if settings.read_only else INSTRUCTIONS,
         lifespan=lifespan,
@@ -151,6 +160,7 @@ def build_server(
     )
     _add_context_resources(server)
     _add_catalog_resource(server, access)
+    add_workflow_features(server, access, read_only=settings.read_only, max_wait_seconds=settings.max_wait_seconds)
     return server
 
 

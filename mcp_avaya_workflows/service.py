@@ -23,7 +23,7 @@ from .client import CallBudget, InfinityClient, SessionStatus
 from .errors import NotFoundError, RateLimitedError, SessionNotFoundError, UpstreamUnavailableError
 from .handles import HandleCodec, SessionRef
 from .redaction import Redactor, auto_policy, replace_text
-from .sanitizer import ID_PATTERN, Limits, check_handle, check_start_arguments, check_wait_seconds
+from .sanitizer import ID_PATTERN, Limits, StartRequest, check_handle, check_start_arguments, check_wait_seconds
 
 TRUNCATION_MARK = "…[truncated]"
 
@@ -121,6 +121,14 @@ class WorkflowService:
         """The largest `wait_seconds` the status operation accepts."""
         return self._timing.max_wait_seconds
 
+    def check_start(self, *, workflow_id: object, version: object, variables: object, data: object) -> StartRequest:
+        """Sanitize start arguments and check them against the catalog, without sending anything.
+
+        Raises `InvalidInputError` exactly as `start` would for the same arguments.
+        """
+        request = check_start_arguments(workflow_id, version, variables, data, self._limits)
+        return self._access.authorize(request, version_given=version is not None)
+
     async def start(
         self,
         principal: str,
@@ -135,8 +143,7 @@ class WorkflowService:
         if isinstance(workflow_id, str) and ID_PATTERN.fullmatch(workflow_id):
             # Recorded before the other arguments are checked, so that a rejected start still names its workflow.
             audit.workflow_id = workflow_id
-        request = check_start_arguments(workflow_id, version, variables, data, self._limits)
-        request = self._access.authorize(request, version_given=version is not None)
+        request = self.check_start(workflow_id=workflow_id, version=version, variables=variables, data=data)
         budget = CallBudget.starting_now(principal, self._timing.call_timeout)
         try:
             started = await self._client.start_session(request, budget)

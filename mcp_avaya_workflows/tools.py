@@ -24,6 +24,15 @@ from pydantic import BaseModel, Field, StringConstraints
 from pydantic.json_schema import SkipJsonSchema
 
 from .audit import AuditLog, AuditRecord
+from .catalog import WorkflowAccess
+from .confirmation import (
+    ConfirmationOutcome,
+    StartConfirmer,
+    StartGate,
+    StartNotConfirmedError,
+    confirmation_annotation,
+    require_confirmation_resolver,
+)
 from .errors import (
     InvalidInputError,
     RateLimitedError,
@@ -32,14 +41,19 @@ from .errors import (
     ThrottledError,
     UpstreamError,
 )
+from .icons import ICONS
 from .principal import principal_of
+from .redaction import Redactor
 from .sanitizer import HANDLE_PATTERN, ID_PATTERN, VARIABLE_NAME_PATTERN, VERSION_PATTERN
 from .service import StartedWorkflowSession, WorkflowService, WorkflowSessionStatus
+from .typed_tools import build_typed_tools
 
 logger = logging.getLogger(__name__)
 
 START_TOOL = "start_workflow_session"
 STATUS_TOOL = "get_workflow_session_status"
+# How a sanitizer or catalog error names an input variable, such as `variables.order_id`.
+VARIABLES_PREFIX = "variables."
 
 _ResultT = TypeVar("_ResultT")
 
@@ -105,16 +119,53 @@ def build_tools(
     get_service: Callable[[Context], WorkflowService],
     audit_log: AuditLog,
     *,
+    access: WorkflowAccess,
+    redactor: Redactor,
     read_only: bool = False,
+    typed_tools: bool = False,
     max_wait_seconds: float = 30.0,
 ) -> list[Tool]:
     """Create the tools; `get_service` finds the running service from the request context.
 
-    In read-only mode the start tool does not exist at all, so no client can list or call it.
+    In read-only mode no tool that starts a workflow exists at all, so no client can list or call one.
+    With `typed_tools` and a catalog, each catalog workflow also gets its own start tool (see `typed_tools`).
     """
+    gate = StartGate(get_service, access, redactor)
+
+    async def run_start(
+        ctx: Context,
+        audit: AuditRecord,
+        *,
+        workflow_id: object,
+        version: object,
+        variables: object,
+        data: object,
+        confirmation: ConfirmationOutcome,
+        variables_as_arguments: bool = False,
+    ) -> StartedWorkflowSession:
+        """Start a workflow once the confirmation gate lets it through, as every start tool does.
+
+        With `variables_as_arguments`, errors name an input variable as the argument it is, such as
+        `order_id` for `variables.order_id`, for tools whose arguments are the variables.
+        """
+
+        async def start() -> StartedWorkflowSession:
+            if isinstance(workflow_id, str) and ID_PATTERN.fullmatch(workflow_id):
+                # Recorded before the gate, so that a start it rejects still names its workflow.
+                audit.workflow_id = workflow_id
+            gate.enforce(workflow_id, confirmation)
+            service = get_service(ctx)
+            return await service.start(
+                audit.principal, workflow_id=workflow_id, version=version, variables=variables, data=data, audit=audit
+            )
+
+        return await _run(
+            audit, audit_log, start(), starts_workflow=True, variables_as_arguments=variables_as_arguments
+        )
 
     async def start_workflow_session(
         ctx: Context,
+        confirmation: ConfirmationOutcome,
         workflow_id: Any = None,
         version: Any = None,
         variables: Any = None,
@@ -122,12 +173,17 @@ def build_tools(
     ) -> StartedWorkflowSession:
         audit = AuditRecord(START_TOOL, principal_of(ctx))
         if workflow_id is None:
-            return await _run(audit, audit_log, _fail(_missing("workflow_id", "Pass the ID of the workflow to start")))
-        service = get_service(ctx)
-        operation = service.start(
-            audit.principal, workflow_id=workflow_id, version=version, variables=variables, data=data, audit=audit
+            missing = _missing("workflow_id", "Pass the ID of the workflow to start")
+            return await _run(audit, audit_log, _fail(missing), starts_workflow=True)
+        return await run_start(
+            ctx,
+            audit,
+            workflow_id=workflow_id,
+            version=version,
+            variables=variables,
+            data=data,
+            confirmation=confirmation,
         )
-        return await _run(audit, audit_log, operation)
 
     async def get_workflow_session_status(
         ctx: Context, session_id: Any = None, wait_seconds: Any = None
@@ -142,6 +198,8 @@ def build_tools(
         )
         return await _run(audit, audit_log, operation)
 
+    # The SDK runs this resolver before the tool body and passes its outcome as `confirmation`.
+    start_workflow_session.__annotations__["confirmation"] = confirmation_annotation(StartConfirmer(gate))
     start = Tool.from_function(
         start_workflow_session,
         name=START_TOOL,
@@ -155,6 +213,7 @@ def build_tools(
             idempotent_hint=False,
             open_world_hint=True,
         ),
+        icons=ICONS,
         structured_output=True,
     )
     status = Tool.from_function(
@@ -169,28 +228,38 @@ def build_tools(
             idempotent_hint=True,
             open_world_hint=True,
         ),
+        icons=ICONS,
         structured_output=True,
     )
+    require_confirmation_resolver(start)
     start.parameters = _input_schema(StartWorkflowSessionArguments)
     status.parameters = _input_schema(GetWorkflowSessionStatusArguments)
     status.parameters["properties"]["wait_seconds"]["maximum"] = max_wait_seconds
-    return [status] if read_only else [start, status]
+    if read_only:
+        return [status]
+    tools = [start, status]
+    if typed_tools:
+        tools.extend(build_typed_tools(access.catalog, start, gate, run_start, used_names={START_TOOL, STATUS_TOOL}))
+    return tools
 
 
-ARGUMENT_NAMES = {
-    START_TOOL: frozenset(StartWorkflowSessionArguments.model_fields),
-    STATUS_TOOL: frozenset(GetWorkflowSessionStatusArguments.model_fields),
-}
+def argument_names(tool: Tool) -> frozenset[str]:
+    """Return the argument names a tool accepts: the properties of its published input schema."""
+    return frozenset(tool.parameters.get("properties", {}))
 
 
-def check_argument_names(tool: str, arguments: Mapping[str, Any]) -> None:
-    """Raise `InvalidInputError` for an argument name the tool does not define."""
-    known = ARGUMENT_NAMES[tool]
+def check_argument_names(tool: str, known: frozenset[str], arguments: Mapping[str, Any]) -> None:
+    """Raise `InvalidInputError` for an argument name that is not in `known`, the names `tool` defines."""
     for name in arguments:
         if name in known:
             continue
         close = difflib.get_close_matches(str(name), sorted(known), n=1)
-        hint = f"Did you mean '{close[0]}'?" if close else f"Valid arguments are {', '.join(sorted(known))}"
+        if close:
+            hint = f"Did you mean '{close[0]}'?"
+        elif known:
+            hint = f"Valid arguments are {', '.join(sorted(known))}"
+        else:
+            hint = f"{tool} takes no arguments"
         raise InvalidInputError(display_name(str(name)), f"is not an argument of {tool}", hint)
 
 
@@ -210,7 +279,7 @@ class ArgumentNamesMiddleware:
     """
 
     def __init__(self, tools: list[Tool], audit_log: AuditLog, principal: Callable[[], str]) -> None:
-        self._tools = frozenset(tool.name for tool in tools)
+        self._names = {tool.name: argument_names(tool) for tool in tools}
         self._audit_log = audit_log
         self._principal = principal
 
@@ -218,7 +287,7 @@ class ArgumentNamesMiddleware:
         params = ctx.params
         if ctx.method == "tools/call" and isinstance(params, Mapping):
             tool, arguments = params.get("name"), params.get("arguments")
-            if not isinstance(tool, str) or tool not in self._tools:
+            if not isinstance(tool, str) or tool not in self._names:
                 # A call to a tool this server does not offer, such as the start tool in read-only mode, is
                 # exactly the attempt an operator wants on record. The SDK then answers it as an unknown tool.
                 audit = AuditRecord(display_name(str(tool)), self._principal())
@@ -226,7 +295,7 @@ class ArgumentNamesMiddleware:
                 self._audit_log.write(audit)
             elif isinstance(arguments, Mapping):
                 try:
-                    check_argument_names(tool, arguments)
+                    check_argument_names(tool, self._names[tool], arguments)
                 except InvalidInputError as exc:
                     logger.info("tool.rejected_arguments tool=%s field=%r", tool, exc.field)
                     audit = AuditRecord(tool, self._principal())
@@ -262,12 +331,32 @@ async def _fail(error: Exception) -> Any:
     raise error
 
 
-async def _run(audit: AuditRecord, audit_log: AuditLog, operation: Awaitable[_ResultT]) -> _ResultT:
-    """Await `operation`, turning expected failures into tool errors the model can act on, and audit the call."""
+async def _run(
+    audit: AuditRecord,
+    audit_log: AuditLog,
+    operation: Awaitable[_ResultT],
+    *,
+    starts_workflow: bool = False,
+    variables_as_arguments: bool = False,
+) -> _ResultT:
+    """Await `operation`, turning expected failures into tool errors the model can act on, and audit the call.
+
+    `starts_workflow` marks a call of a start tool, whose errors state whether the workflow was started.
+    `variables_as_arguments` names a bad input variable as an argument in the error, not in the audit record.
+    """
     try:
         return await operation
     except InvalidInputError as exc:
+        # The audit record keeps only the top-level argument, `variables`, never a variable's name.
         audit.reject("invalid_input", exc.field)
+        if variables_as_arguments and exc.field.startswith(VARIABLES_PREFIX):
+            exc = InvalidInputError(exc.field.removeprefix(VARIABLES_PREFIX), exc.problem, exc.fix)
+        raise ToolError(str(exc)) from None
+    except StartNotConfirmedError as exc:
+        logger.info(
+            "tool.start_not_confirmed tool=%s workflow_id=%s outcome=%s", audit.tool, audit.workflow_id, exc.outcome
+        )
+        audit.reject(exc.outcome)
         raise ToolError(str(exc)) from None
     except SessionNotFoundError as exc:
         audit.reject("not_found")
@@ -280,7 +369,7 @@ async def _run(audit: AuditRecord, audit_log: AuditLog, operation: Awaitable[_Re
         message = exc.public_message
         if isinstance(exc, RateLimitedError) and exc.retry_after:
             message += _wait_hint(exc)
-        if audit.tool == START_TOOL and not unknown:
+        if starts_workflow and not unknown:
             # Every other failure of a start happened before Infinity could run it, so the model may try again.
             message += " The workflow was not started."
         raise ToolError(message) from None
