@@ -208,7 +208,7 @@ def _is_number(value: object) -> bool:
 
 def _scopes(claims: Mapping[str, Any]) -> list[str]:
     # RFC 9068 uses a space-separated `scope`; some issuers, such as Microsoft Entra ID, send `scp`.
-    raw = claims.get("scope", claims.get("scp", ""))
+    raw = claims.get("scope") or claims.get("scp") or ""
     if isinstance(raw, str):
         return raw.split()
     if isinstance(raw, list):
