@@ -74,7 +74,7 @@ class JwtTokenVerifier:
     async def verify_token(self, token: str) -> AccessToken | None:
         """Return the token's identity and scopes, or None for any token this server must refuse."""
         if not token or len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
-            return self._refuse("malformed")
+            return self._reject("malformed")
         try:
             keys = await self._key_set(refresh=False)
             try:
@@ -86,7 +86,7 @@ class JwtTokenVerifier:
                 keys = await self._key_set(refresh=True)
                 decoded = jwt.decode(token, keys, algorithms=list(ALGORITHMS))
         except JoseError as exc:
-            return self._refuse(type(exc).__name__)
+            return self._reject(type(exc).__name__)
         except JwksUnavailableError as exc:
             logger.warning("auth.jwks_unavailable reason=%s", exc)
             return None
@@ -95,18 +95,18 @@ class JwtTokenVerifier:
     def _check_claims(self, claims: Mapping[str, Any]) -> AccessToken | None:
         now = self._clock()
         if claims.get("iss") != self.issuer:
-            return self._refuse("issuer")
+            return self._reject("issuer")
         if not _names_audience(claims.get("aud"), self.audience):
-            return self._refuse("audience")
+            return self._reject("audience")
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject:
-            return self._refuse("subject")
+            return self._reject("subject")
         expires = claims.get("exp")
         if not isinstance(expires, int | float) or isinstance(expires, bool) or expires + CLOCK_LEEWAY_SECONDS < now:
-            return self._refuse("expired")
+            return self._reject("expired")
         not_before = claims.get("nbf")
         if not_before is not None and (not _is_number(not_before) or not_before - CLOCK_LEEWAY_SECONDS > now):
-            return self._refuse("not_yet_valid")
+            return self._reject("not_yet_valid")
         client_id = claims.get("client_id") or claims.get("azp") or subject
         return AccessToken(
             token="",  # the raw token is not kept: nothing downstream needs it, and nothing may forward it
@@ -119,9 +119,9 @@ class JwtTokenVerifier:
         )
 
     @staticmethod
-    def _refuse(reason: str) -> AccessToken | None:
+    def _reject(reason: str) -> AccessToken | None:
         # The token itself is never logged: it is a credential even when it is invalid.
-        logger.info("auth.token_refused reason=%s", reason)
+        logger.info("auth.token_rejected reason=%s", reason)
         return None
 
     async def _key_set(self, *, refresh: bool) -> KeySet:
@@ -167,7 +167,7 @@ class JwtTokenVerifier:
         except httpx2.HTTPError as exc:
             raise JwksUnavailableError(f"{url} could not be fetched ({type(exc).__name__})") from None
         if response.status_code != 200 or len(response.content) > MAX_METADATA_BYTES:
-            raise JwksUnavailableError(f"{url} answered HTTP {response.status_code}")
+            raise JwksUnavailableError(f"{url} returned HTTP {response.status_code}")
         try:
             document = response.json()
         except ValueError:
@@ -182,7 +182,7 @@ class JwksUnavailableError(Exception):
 
 
 def metadata_urls(issuer: str) -> list[str]:
-    """The RFC 8414 metadata URL of `issuer`, then its OpenID Connect discovery URL."""
+    """Return the RFC 8414 metadata URL of `issuer`, then its OpenID Connect discovery URL."""
     parts = urlsplit(issuer)
     path = parts.path.rstrip("/")
     origin = f"{parts.scheme}://{parts.netloc}"
@@ -197,9 +197,9 @@ def _unknown_key(exc: JoseError) -> bool:
 
 
 def _names_audience(aud: object, audience: str) -> bool:
-    wanted = audience.rstrip("/")
+    expected = audience.rstrip("/")
     values = aud if isinstance(aud, list) else [aud]
-    return any(isinstance(value, str) and value.rstrip("/") == wanted for value in values)
+    return any(isinstance(value, str) and value.rstrip("/") == expected for value in values)
 
 
 def _is_number(value: object) -> bool:

@@ -1,6 +1,6 @@
 """The streamable HTTP transport: both protocol eras, stateless, with OAuth, health checks and host checks.
 
-Every request stands alone. The 2026-07-28 era is stateless by design, and
+Each request is independent. The 2026-07-28 era is stateless by design, and
 the legacy era runs in the SDK's stateless mode, so any replica can answer
 any request and a load balancer needs no sticky sessions. Session handles and
 the SDK's request state are sealed with keys every replica shares.
@@ -62,7 +62,7 @@ GRACEFUL_SHUTDOWN_SECONDS = 65
 
 @dataclass
 class Readiness:
-    """Whether the server answers MCP requests: true between startup and the start of shutdown."""
+    """Whether the server serves MCP requests: true between startup and the start of shutdown."""
 
     ready: bool = False
     reasons: list[str] = field(default_factory=lambda: ["starting"])
@@ -181,9 +181,9 @@ def _readyz(readiness: Readiness) -> Callable[[Request], Any]:
 
 
 class _NoListenStream:
-    """Answer a legacy-era `GET /mcp` with 405 instead of an SSE stream that never ends.
+    """Return 405 for a legacy-era `GET /mcp` instead of an SSE stream that never ends.
 
-    In stateless mode, mcp 2.3's legacy transport answers the listen-mode GET
+    In stateless mode, mcp 2.3's legacy transport responds to the listen-mode GET
     with an SSE stream and then waits for server-initiated messages that a
     stateless server never sends, so the response stays open with no bytes and
     clients hang on connect (modelcontextprotocol/python-sdk#3492). The

@@ -188,7 +188,7 @@ async def test_token_for_another_audience_fails_the_mcp_client(auth_server: Auth
     with capture_logs(logs, Redactor()), pytest.raises(Exception):  # noqa: PT011, B017 - the SDK wraps the 401
         async with auth_server.client(token, era) as client:
             await client.list_tools()
-    assert "auth.token_refused reason=audience" in logs.getvalue()
+    assert "auth.token_rejected reason=audience" in logs.getvalue()
     assert not [r for r in auth_server.sandbox.state.requests if r.kind == "start"]
 
 

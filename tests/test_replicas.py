@@ -1,9 +1,9 @@
-"""Two replicas behind one URL: any replica answers any request, with no sticky sessions.
+"""Two replicas behind one URL: any replica serves any request, with no sticky sessions.
 
 Two `serve --transport http` processes share the handle keys, the request-state keys and the server name,
 as a Kubernetes Deployment's pods do, and talk to one sandbox. Both accept tokens from the sandbox's
 authorization server for the same public URL. A client can start a workflow on one replica and read it
-on the other, and answer on one replica a confirmation question the other asked.
+on the other, and answer on one replica a confirmation question the other pending.
 """
 
 from __future__ import annotations
@@ -112,21 +112,21 @@ async def _no_mid_call_requests(_context: Any, _params: Any) -> Any:
 
 
 @pytest.mark.anyio
-async def test_confirmation_asked_by_one_replica_is_answered_on_the_other(replicas: Replicas) -> None:
+async def test_confirmation_across_replicas(replicas: Replicas) -> None:
     async with replicas.client(0, elicitation_callback=_no_mid_call_requests) as first:
-        asked = await first.session.call_tool(START_TOOL, CALLBACK, allow_input_required=True)
-    assert isinstance(asked, InputRequiredResult)
-    assert asked.input_requests is not None
-    assert asked.request_state
-    [(key, question)] = asked.input_requests.items()
+        pending = await first.session.call_tool(START_TOOL, CALLBACK, allow_input_required=True)
+    assert isinstance(pending, InputRequiredResult)
+    assert pending.input_requests is not None
+    assert pending.request_state
+    [(key, question)] = pending.input_requests.items()
     assert isinstance(question, ElicitRequest)
     assert "Callback Scheduler" in question.params.message
     assert replicas.sandbox.state.count("start") == 0
 
-    answer = {key: ElicitResult(action="accept", content={"confirm": True})}
+    responses = {key: ElicitResult(action="accept", content={"confirm": True})}
     async with replicas.client(1, elicitation_callback=_no_mid_call_requests) as second:
         done = await second.session.call_tool(
-            START_TOOL, CALLBACK, input_responses=answer, request_state=asked.request_state
+            START_TOOL, CALLBACK, input_responses=responses, request_state=pending.request_state
         )
     assert isinstance(done, CallToolResult)
     assert not done.is_error, done.content
@@ -134,10 +134,10 @@ async def test_confirmation_asked_by_one_replica_is_answered_on_the_other(replic
     assert done.structured_content["session_id"].startswith("wfs_")
     assert replicas.sandbox.state.count("start") == 1
 
-    # The sealed request state is bound to its principal: another user cannot replay the answer.
+    # The sealed request state is bound to its principal: another user cannot replay the response.
     async with replicas.client(1, subject="bob", elicitation_callback=_no_mid_call_requests) as stranger:
         with pytest.raises(MCPError, match="requestState"):
             await stranger.session.call_tool(
-                START_TOOL, CALLBACK, input_responses=answer, request_state=asked.request_state
+                START_TOOL, CALLBACK, input_responses=responses, request_state=pending.request_state
             )
     assert replicas.sandbox.state.count("start") == 1
