@@ -194,7 +194,9 @@ def _serve(*, sandbox: bool, time_scale: float, overrides: dict[str, Any] | None
 def _serve_http(server: MCPServer[Any], settings: Settings) -> None:
     import anyio
 
-    from .http_transport import Readiness, bind_socket, build_http_app, serve_http
+    from .http_transport import Readiness, bind_socket, build_http_app, serve_http, warn_about_process_keys
+
+    warn_about_process_keys(settings)
 
     verifier = None
     if settings.auth_issuer:

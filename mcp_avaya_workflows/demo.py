@@ -10,6 +10,7 @@ redacted result. It needs no tenant and no credentials.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -39,6 +40,10 @@ def run_demo(*, time_scale: float = 1.0) -> int:
     try:
         return anyio.run(_demo, time_scale)
     except Exception as exc:
+        if _is_broken_pipe(exc):
+            # The reader of stdout has gone, as with `demo | head`: stop quietly, as command-line tools do.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
         # The server logs its own error to stderr, just above this line.
         _say(f"The demo stopped because the server exited or the connection failed ({type(exc).__name__}).")
         return 1
@@ -47,8 +52,12 @@ def run_demo(*, time_scale: float = 1.0) -> int:
 async def _demo(time_scale: float) -> int:
     server = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "mcp_avaya_workflows", "serve", "--sandbox", "--sandbox-time-scale", str(time_scale)],
-        env={"AVAYA_WORKFLOWS_LOG_LEVEL": "WARNING", "AVAYA_WORKFLOWS_AUDIT_LOG": "off"},
+        args=[
+            *("-m", "mcp_avaya_workflows", "serve", "--transport", "stdio"),
+            *("--sandbox", "--sandbox-time-scale", str(time_scale)),
+        ],
+        # The SDK passes only a few safe variables to a server it launches, so the settings go through here.
+        env={**os.environ, "AVAYA_WORKFLOWS_LOG_LEVEL": "WARNING", "AVAYA_WORKFLOWS_AUDIT_LOG": "off"},
     )
     _say("Launching `mcp-avaya-workflows serve --sandbox` over stdio, as an MCP client would.")
     async with Client(server) as client:
@@ -114,6 +123,12 @@ async def _follow(client: Client, handle: str) -> dict[str, Any] | None:
             return status
     _say(f"The session did not finish within {MAX_WAIT_SECONDS:.0f} seconds.", indent=3)
     return None
+
+
+def _is_broken_pipe(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_is_broken_pipe(inner) for inner in exc.exceptions)
+    return isinstance(exc, BrokenPipeError)
 
 
 def _text_of(content: list[Any]) -> str:

@@ -89,6 +89,21 @@ def check_bind(settings: Settings) -> None:
         raise ConfigurationError(problems)
 
 
+def warn_about_process_keys(settings: Settings) -> None:
+    """Log a warning for each key setting left unset, which ties handles or request state to this process.
+
+    Over HTTP a load balancer may send the next request to another replica, which could then open
+    neither, so an empty key in a deployment's Secret must not go unnoticed.
+    """
+    for name, value in (("HANDLE_KEYS", settings.handle_keys), ("REQUEST_STATE_KEYS", settings.request_state_keys)):
+        if value is None:
+            logger.warning(
+                "http.process_key: AVAYA_WORKFLOWS_%s is unset or empty, so this process uses a key of its own; "
+                "replicas and restarts then reject what it sealed. Give every replica the same key.",
+                name,
+            )
+
+
 def transport_security(settings: Settings) -> TransportSecuritySettings:
     """DNS-rebinding protection: the Host and Origin values the MCP endpoint accepts."""
     hosts = list(settings.allowed_hosts)

@@ -101,6 +101,8 @@ async def test_started_on_one_replica_read_on_the_other(replicas: Replicas, era:
         foreign = await stranger.call_tool(STATUS_TOOL, {"session_id": handle})
     assert foreign.is_error
     assert "not found" in foreign.content[0].text.lower()  # type: ignore[union-attr]
+    # Both replicas have every key, so neither warns about a key of its own.
+    assert all("http.process_key" not in server.stderr() for server in replicas.servers)
 
 
 CONFIRMED_WORKFLOW = "025d0113b81f05c29e7a4d61f0"  # Callback Scheduler, `confirm = true` in the sandbox catalog

@@ -215,3 +215,11 @@ async def test_catalog_resource_reads(transport: str, era: str, http_server: Htt
         result = await client.read_resource(CATALOG_URI)
     catalog = json.loads(result.contents[0].text)  # type: ignore[union-attr]
     assert EXAMPLE_WORKFLOW_ID in json.dumps(catalog)
+
+
+def test_unshared_keys_are_warned_about(http_server: HttpServer) -> None:
+    # The fixture's server has a handle key but no request-state key, like a Secret with one empty entry.
+    log = http_server.stderr()
+    assert "WARNING" in log
+    assert "http.process_key: AVAYA_WORKFLOWS_REQUEST_STATE_KEYS is unset" in log
+    assert "http.process_key: AVAYA_WORKFLOWS_HANDLE_KEYS" not in log
