@@ -120,6 +120,33 @@ def test_demo_prints_masked_completion() -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_demo_server_reads_settings_from_the_environment() -> None:
+    # The transport setting must not take the demo's own stdio server to HTTP.
+    env = {"AVAYA_WORKFLOWS_MAX_OUTPUT_VALUE_CHARS": "64", "AVAYA_WORKFLOWS_TRANSPORT": "http"}
+    result = run_cli("demo", "--time-scale", "0", env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert '"truncated": true' in result.stdout
+
+
+def test_demo_into_a_closed_pipe_stops_quietly() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mcp_avaya_workflows", "demo", "--time-scale", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    process.stdout.readline()
+    process.stdout.close()  # like `demo | head -1`
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert "BrokenPipeError" not in stderr
+
+
 def test_missing_configuration_exits_2() -> None:
     result = run_cli("serve")
 
