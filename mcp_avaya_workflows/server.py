@@ -32,6 +32,7 @@ from .icons import ICONS
 from .principal import current_principal
 from .ratelimit import FairRateLimiter
 from .redaction import Redactor
+from .request_state import REQUEST_STATE_TTL_SECONDS, SingleUseCodec
 from .retry import RetryPolicy
 from .sanitizer import Limits
 from .service import CallTiming, OutputLimits, WorkflowService
@@ -164,11 +165,10 @@ def build_server(
     return server
 
 
-def _request_state_security(settings: Settings) -> RequestStateSecurity | None:
-    """The keys that seal the SDK's request state, shared by every replica; None keeps a per-process key."""
-    if settings.request_state_keys is None:
-        return None
-    return RequestStateSecurity(keys=request_state_key_list(settings.request_state_keys))
+def _request_state_security(settings: Settings) -> RequestStateSecurity:
+    """Seal the SDK's request state with the keys every replica shares, or a key of this process, for one use."""
+    keys = request_state_key_list(settings.request_state_keys) if settings.request_state_keys else None
+    return RequestStateSecurity(codec=SingleUseCodec.with_keys(keys), ttl=REQUEST_STATE_TTL_SECONDS)
 
 
 def _service_of(ctx: Context) -> WorkflowService:

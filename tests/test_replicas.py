@@ -136,8 +136,14 @@ async def test_confirmation_across_replicas(replicas: Replicas) -> None:
     assert done.structured_content["session_id"].startswith("wfs_")
     assert replicas.sandbox.state.count("start") == 1
 
-    # The sealed request state is bound to its principal: another user cannot replay the response.
-    async with replicas.client(1, subject="bob", elicitation_callback=_no_mid_call_requests) as stranger:
+    # The answer opens once: sent again, even by the same user, it starts nothing.
+    async with replicas.client(1, elicitation_callback=_no_mid_call_requests) as again:
+        with pytest.raises(MCPError, match="requestState"):
+            await again.session.call_tool(
+                START_TOOL, CALLBACK, input_responses=responses, request_state=pending.request_state
+            )
+    # The sealed state is bound to its principal: another user cannot use it on a replica that never opened it.
+    async with replicas.client(0, subject="bob", elicitation_callback=_no_mid_call_requests) as stranger:
         with pytest.raises(MCPError, match="requestState"):
             await stranger.session.call_tool(
                 START_TOOL, CALLBACK, input_responses=responses, request_state=pending.request_state
