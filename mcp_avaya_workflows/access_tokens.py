@@ -38,12 +38,16 @@ logger = logging.getLogger(__name__)
 
 # Asymmetric algorithms only: a shared-secret (HS*) or unsigned ("none") token is never accepted.
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+# RFC 9068 access tokens say `at+jwt`; Keycloak, Microsoft Entra ID and others say `JWT`, so both are taken.
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt", "jwt"})
 MAX_TOKEN_CHARS = 8192
 CLOCK_LEEWAY_SECONDS = 30
 JWKS_CACHE_SECONDS = 600.0
 # An unknown key ID makes the verifier fetch the JWKS again, but not more often than this, so a flood of
 # tokens with made-up key IDs cannot turn into a flood of requests to the issuer.
 JWKS_REFETCH_SECONDS = 30.0
+# How long the last good keys stay in use while the issuer cannot be reached.
+JWKS_STALE_SECONDS = 24 * 3600.0
 MAX_METADATA_BYTES = 256 * 1024
 
 
@@ -66,6 +70,7 @@ class JwtTokenVerifier:
         self._clock = clock
         self._keys: KeySet | None = None
         self._fetched_at = -float("inf")
+        self._attempted_at = -float("inf")
         self._lock = anyio.Lock()
 
     async def aclose(self) -> None:
@@ -87,9 +92,12 @@ class JwtTokenVerifier:
                 decoded = jwt.decode(token, keys, algorithms=list(ALGORITHMS))
         except JoseError as exc:
             return self._reject(type(exc).__name__)
-        except JwksUnavailableError as exc:
-            logger.warning("auth.jwks_unavailable reason=%s", exc)
-            return None
+        except JwksUnavailableError:
+            return self._reject("no_keys")
+        token_type = decoded.header.get("typ")
+        if token_type is not None and str(token_type).lower() not in ACCESS_TOKEN_TYPES:
+            # Another kind of JWT from the same issuer, such as a DPoP proof or a logout token.
+            return self._reject("type")
         return self._check_claims(decoded.claims)
 
     def _check_claims(self, claims: Mapping[str, Any]) -> AccessToken | None:
@@ -99,7 +107,7 @@ class JwtTokenVerifier:
         if not _names_audience(claims.get("aud"), self.audience):
             return self._reject("audience")
         subject = claims.get("sub")
-        if not isinstance(subject, str) or not subject:
+        if not isinstance(subject, str) or not subject.strip():
             return self._reject("subject")
         expires = claims.get("exp")
         if not isinstance(expires, int | float) or isinstance(expires, bool) or expires + CLOCK_LEEWAY_SECONDS < now:
@@ -125,13 +133,26 @@ class JwtTokenVerifier:
         return None
 
     async def _key_set(self, *, refresh: bool) -> KeySet:
+        """Return the issuer's keys, fetching them when the cache is old or a key ID is unknown.
+
+        A failed fetch keeps the last good keys for up to JWKS_STALE_SECONDS and waits JWKS_REFETCH_SECONDS
+        before the next attempt, so an outage of the issuer neither rejects valid tokens at once nor turns
+        every request into another fetch. Requests that arrive during a fetch wait for it instead of
+        starting their own.
+        """
         async with self._lock:
-            age = self._clock() - self._fetched_at
-            stale = self._keys is None or age > JWKS_CACHE_SECONDS
-            if stale or (refresh and age > JWKS_REFETCH_SECONDS):
-                self._keys = await self._fetch_keys()
-                self._fetched_at = self._clock()
-            assert self._keys is not None
+            now = self._clock()
+            since_attempt = now - self._attempted_at
+            due = self._keys is None or now - self._fetched_at > JWKS_CACHE_SECONDS
+            if (due or refresh) and since_attempt > JWKS_REFETCH_SECONDS:
+                self._attempted_at = now
+                try:
+                    self._keys = await self._fetch_keys()
+                    self._fetched_at = self._clock()
+                except JwksUnavailableError as exc:
+                    logger.warning("auth.jwks_unavailable reason=%s", exc)
+            if self._keys is None or now - self._fetched_at > JWKS_STALE_SECONDS:
+                raise JwksUnavailableError("no keys of the issuer could be loaded")
             return self._keys
 
     async def _fetch_keys(self) -> KeySet:

@@ -14,7 +14,13 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from mcp_avaya_workflows.access_tokens import JWKS_REFETCH_SECONDS, JwtTokenVerifier, metadata_urls
+from mcp_avaya_workflows.access_tokens import (
+    JWKS_CACHE_SECONDS,
+    JWKS_REFETCH_SECONDS,
+    JWKS_STALE_SECONDS,
+    JwtTokenVerifier,
+    metadata_urls,
+)
 
 ISSUER = "https://login.example.com/realms/mcp"
 AUDIENCE = "https://mcp.example.com/mcp"
@@ -29,6 +35,7 @@ class FakeIssuer:
     def __init__(self) -> None:
         self.keys = [RSAKey.generate_key(2048, auto_kid=True)]
         self.metadata_issuer = ISSUER
+        self.down = False
         self.requests: list[str] = []
 
     def handler(self, request: httpx2.Request) -> httpx2.Response:
@@ -36,15 +43,18 @@ class FakeIssuer:
         if request.url.path == "/.well-known/oauth-authorization-server/realms/mcp":
             body = {"issuer": self.metadata_issuer, "jwks_uri": "https://login.example.com/jwks"}
             return httpx2.Response(200, json=body)
+        if request.url.path == "/jwks" and self.down:
+            return httpx2.Response(503)
         if request.url.path == "/jwks":
             return httpx2.Response(200, json={"keys": [key.as_dict(private=False) for key in self.keys]})
         return httpx2.Response(404)
 
-    def token(self, key: RSAKey | None = None, **claims: Any) -> str:
+    def token(self, key: RSAKey | None = None, *, typ: str | None = "at+jwt", **claims: Any) -> str:
         key = key or self.keys[0]
         payload = {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "exp": NOW + 300, "scope": "workflows:read"}
         payload.update(claims)
-        return jwt.encode({"alg": "RS256", "kid": key.kid}, payload, key)
+        header = {"alg": "RS256", "kid": key.kid} | ({"typ": typ} if typ else {})
+        return jwt.encode(header, payload, key)
 
     def jwks_fetches(self) -> int:
         return self.requests.count("/jwks")
@@ -104,6 +114,27 @@ async def test_unknown_key_ids_do_not_flood_the_issuer(verifier: JwtTokenVerifie
     assert issuer.jwks_fetches() == 1
 
 
+async def test_issuer_outage_keeps_the_last_good_keys(
+    verifier: JwtTokenVerifier, issuer: FakeIssuer, clock: Clock
+) -> None:
+    assert await verifier.verify_token(issuer.token()) is not None
+    issuer.down = True
+    clock.now += JWKS_CACHE_SECONDS + 1
+    for _ in range(50):
+        assert await verifier.verify_token(issuer.token(exp=clock.now + 300)) is not None
+    # One attempt when the cache aged, none more within the refetch interval.
+    assert issuer.jwks_fetches() == 2
+    clock.now += JWKS_STALE_SECONDS
+    assert await verifier.verify_token(issuer.token(exp=clock.now + 300)) is None
+
+
+async def test_issuer_down_from_the_start_is_not_hammered(verifier: JwtTokenVerifier, issuer: FakeIssuer) -> None:
+    issuer.down = True
+    for _ in range(50):
+        assert await verifier.verify_token(issuer.token()) is None
+    assert issuer.jwks_fetches() == 1
+
+
 async def test_metadata_of_another_issuer_is_not_used(verifier: JwtTokenVerifier, issuer: FakeIssuer) -> None:
     issuer.metadata_issuer = "https://attacker.example.com"
     assert await verifier.verify_token(issuer.token()) is None
@@ -124,6 +155,15 @@ async def test_metadata_of_another_issuer_is_not_used(verifier: JwtTokenVerifier
 async def test_claims(verifier: JwtTokenVerifier, issuer: FakeIssuer, claims: dict[str, Any], accepted: bool) -> None:
     token = issuer.token(**claims)
     assert (await verifier.verify_token(token) is not None) is accepted, json.dumps(claims)
+
+
+@pytest.mark.parametrize(("typ", "accepted"), [("at+jwt", True), ("JWT", True), (None, True), ("dpop+jwt", False)])
+async def test_token_type(verifier: JwtTokenVerifier, issuer: FakeIssuer, typ: str | None, accepted: bool) -> None:
+    assert (await verifier.verify_token(issuer.token(typ=typ)) is not None) is accepted
+
+
+async def test_blank_subject_is_rejected(verifier: JwtTokenVerifier, issuer: FakeIssuer) -> None:
+    assert await verifier.verify_token(issuer.token(sub="  ")) is None
 
 
 async def test_scp_claim_gives_scopes(verifier: JwtTokenVerifier, issuer: FakeIssuer) -> None:
