@@ -25,6 +25,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 import uvicorn
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAuthMiddleware
@@ -33,8 +34,8 @@ from mcp.server.auth.routes import build_resource_metadata_url, create_protected
 from mcp.server.mcpserver import MCPServer
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
-from mcp.types import INVALID_REQUEST, PARSE_ERROR
-from pydantic import AnyHttpUrl
+from mcp.types import INVALID_REQUEST, PARSE_ERROR, jsonrpc_message_adapter
+from pydantic import AnyHttpUrl, ValidationError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
@@ -55,6 +56,11 @@ LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
 LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
 # The SDK's own request body limit; a larger body is refused before it is parsed.
 MAX_BODY_BYTES = 4 * 1024 * 1024
+# Seconds a client has to send a whole request body.
+BODY_READ_SECONDS = 30.0
+# Connections served at once; beyond this uvicorn answers 503, so a flood of idle connections cannot exhaust
+# file descriptors. A proxy in front should still enforce header and body timeouts.
+MAX_CONNECTIONS = 1000
 # Seconds uvicorn lets requests in flight finish after SIGTERM before it cancels them: the longest call with
 # the default settings, a 30 s wait plus its 30 s call budget and the 2 s grace, fits.
 GRACEFUL_SHUTDOWN_SECONDS = 65
@@ -212,7 +218,7 @@ class _NoListenStream:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
-            await Response(status_code=405, headers={"Allow": "POST, DELETE"})(scope, receive, send)
+            await Response(status_code=405, headers={"Allow": "POST"})(scope, receive, send)
             return
         await self._app(scope, receive, send)
 
@@ -232,29 +238,52 @@ class _StrictJsonGuard:
         if scope["type"] != "http" or scope["method"] != "POST":
             await self._app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                await _json_rpc_error(None, INVALID_REQUEST, "Request body too large", 413)(scope, receive, send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+        body: bytes | None = None
+        with anyio.move_on_after(BODY_READ_SECONDS):
+            body = await _read_body(receive)
+        if body is None:
+            # A client that trickles its body would otherwise hold a connection and its buffer for ever.
+            await _json_rpc_error(None, INVALID_REQUEST, "Request body not received in time", 408)(scope, receive, send)
+            return
+        if len(body) > MAX_BODY_BYTES:
+            await _json_rpc_error(None, INVALID_REQUEST, "Request body too large", 413)(scope, receive, send)
+            return
         text = body.decode("utf-8", errors="replace")
-        problem = check_message(text)
+        problem = check_message(text) or _not_a_message(text)
         if problem is not None:
             request_id = top_level_id(text)
             logger.warning("http.message_rejected request_id=%r problem=%s", request_id, problem)
             await _rejection(request_id, problem)(scope, receive, send)
             return
         await self._app(scope, _replay(body, receive), send)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """Read the request body, stopping once it passes MAX_BODY_BYTES; None when the client disconnects."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_BODY_BYTES:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _not_a_message(text: str) -> str | None:
+    """Say why `text` is not one JSON-RPC message, such as a batch or a request without a method.
+
+    The SDK would answer with pydantic's validation dump, which quotes the request back.
+    """
+    try:
+        jsonrpc_message_adapter.validate_json(text, by_name=False)
+    except ValidationError:
+        return "the body is not a single JSON-RPC 2.0 request, notification or response"
+    return None
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -324,7 +353,10 @@ async def serve_http(app: Starlette, sock: socket.socket, *, log_level: str, rea
         http="h11",
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        limit_concurrency=MAX_CONNECTIONS,
         server_header=False,
     )
+    # The SDK logs "Terminating session: None" at INFO after every stateless request.
+    logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
     print(f"MCP server listening on {endpoint_url(sock)}", file=sys.stderr, flush=True)
     await _Server(config, readiness).serve(sockets=[sock])

@@ -10,11 +10,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 
 from mcp_avaya_workflows.http_transport import Readiness, bind_socket, build_http_app, endpoint_url
 from mcp_avaya_workflows.server import build_server
+from mcp_avaya_workflows.stdio import PARSE_ERROR_MESSAGE
 
 from .conftest import Sandbox, make_settings
 from .test_http_auth import ACCEPT, INITIALIZE, serving
@@ -56,7 +58,7 @@ async def test_listen_stream_is_refused_at_once(open_server: str) -> None:
     async with httpx2.AsyncClient(timeout=5) as http:
         response = await http.get(open_server, headers={"Accept": "text/event-stream"})
     assert response.status_code == 405
-    assert "POST" in response.headers["allow"]
+    assert response.headers["allow"] == "POST"
 
 
 @pytest.mark.anyio
@@ -70,6 +72,41 @@ async def test_repeated_keys_get_a_json_rpc_error(open_server: str) -> None:
     error = response.json()
     assert error["id"] == 7
     assert "repeats a key" in error["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [{"jsonrpc": "2.0", "id": 1, "method": "ping"}],
+        {"jsonrpc": "2.0", "id": 1},
+        {"jsonrpc": "1.0", "id": 1, "method": "ping", "params": {"token": "Bearer abc.def.ghi"}},
+    ],
+)
+@pytest.mark.anyio
+async def test_bodies_that_are_not_one_message_get_a_fixed_error(open_server: str, body: Any) -> None:
+    response = await post(open_server, body, **{"mcp-protocol-version": "2025-11-25"})
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    # With an id the error says what is wrong; without one it is the fixed JSON-RPC parse error.
+    assert "not a single JSON-RPC 2.0" in message or message == PARSE_ERROR_MESSAGE
+    assert "abc.def.ghi" not in response.text
+    assert "input_value" not in response.text
+
+
+@pytest.mark.anyio
+async def test_trickled_body_times_out(open_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("mcp_avaya_workflows.http_transport.BODY_READ_SECONDS", 0.5)
+
+    async def trickle() -> Any:
+        yield b'{"jsonrpc": "2.0",'
+        await anyio.sleep(5)
+        yield b' "id": 1, "method": "ping"}'
+
+    async with httpx2.AsyncClient(timeout=10) as http:
+        response = await http.post(
+            open_server, content=trickle(), headers={"Accept": ACCEPT, "Content-Type": "application/json"}
+        )
+    assert response.status_code == 408
 
 
 @pytest.mark.anyio
