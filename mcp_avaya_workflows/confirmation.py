@@ -45,7 +45,10 @@ class StartConfirmation(BaseModel):
     """
 
     confirm: bool = Field(
-        False, title="Start the workflow", description="Tick to start the workflow now; leave unticked to not start it."
+        False,
+        strict=True,
+        title="Start the workflow",
+        description="Tick to start the workflow now; leave unticked to not start it.",
     )
 
 

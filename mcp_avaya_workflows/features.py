@@ -153,7 +153,8 @@ def run_workflow_text(access: WorkflowAccess, workflow_id: str, goal: str | None
     name = f"{entry.name!r} ({workflow_id})" if entry is not None else workflow_id
     lines = [f"Start the Avaya Infinity workflow {name} for the user and follow it to its outcome."]
     if goal:
-        lines.append(f"The user's goal: {_clean_goal(goal)}")
+        # Quoted on one line, so a goal cannot pose as one of the steps below.
+        lines.append(f"The user's goal, in their words: {json.dumps(_clean_goal(goal), ensure_ascii=False)}")
 
     lines.extend(["", "Steps:"])
     if entry is not None:
@@ -274,6 +275,16 @@ class CheckedPrompt(Prompt):
         self, arguments: dict[str, Any] | None, context: Context[Any, Any]
     ) -> list[Message] | InputRequiredResult:
         provided = arguments or {}
+        known = {argument.name for argument in self.arguments or []}
+        for name, value in provided.items():
+            if name not in known:
+                names = ", ".join(sorted(known)) or "none"
+                raise _invalid_argument(
+                    f"Invalid argument '{display_name(str(name))}': is not an argument of the {self.name} prompt. "
+                    f"Its arguments are {names}"
+                )
+            if not isinstance(value, str):
+                raise _invalid_argument(f"Invalid argument '{name}': must be a string. Pass its value as text")
         for argument in self.arguments or []:
             if argument.required and argument.name not in provided:
                 raise _invalid_argument(

@@ -185,6 +185,16 @@ async def test_accept_without_content_not_started(serving: Serving) -> None:
     assert serving.starts() == 0
 
 
+@pytest.mark.parametrize("value", ["yes", 1, "true"])
+async def test_confirmation_needs_a_real_boolean(serving: Serving, value: object) -> None:
+    user = User(ElicitResult(action="accept", content={"confirm": value}))  # type: ignore[dict-item]
+    async with serving.client(user) as client:
+        result = await start_callback(client)
+
+    assert result.is_error
+    assert serving.starts() == 0
+
+
 async def test_client_without_elicitation_refused(serving: Serving) -> None:
     async with serving.client() as client:
         result = await start_callback(client)
