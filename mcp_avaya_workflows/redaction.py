@@ -46,32 +46,45 @@ _BEARER = re.compile(r"(?i)\b(bearer|basic)(\s{1,8})([A-Za-z0-9._~+/=-]{6,8192})
 _JWT = re.compile(r"(?<![A-Za-z0-9-])eyJ[A-Za-z0-9_-]{4,8192}\.[A-Za-z0-9_-]{4,8192}\.[A-Za-z0-9_-]{0,8192}")
 
 # Token formats that vendors publish with distinctive prefixes, each replaced by a label naming its kind.
-VENDOR_TOKENS: tuple[tuple[str, re.Pattern[str]], ...] = (
+# The markers are literals that every match contains: a pattern runs only on text that has one of them.
+VENDOR_TOKENS: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
     (
         "aws key",
+        ("AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "APKA"),
         re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16}(?![A-Z0-9])"),
     ),
     (
         "github token",
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
         re.compile(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9_]{36,1024}|github_pat_[A-Za-z0-9_]{22,255})"),
     ),
-    ("slack token", re.compile(r"(?<![A-Za-z0-9-])(?:xox[abposre]|xapp)-[A-Za-z0-9-]{10,250}")),
-    ("slack webhook", re.compile(r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]{10,300}")),
+    ("slack token", ("xox", "xapp-"), re.compile(r"(?<![A-Za-z0-9-])(?:xox[abposre]|xapp)-[A-Za-z0-9-]{10,250}")),
+    (
+        "slack webhook",
+        ("https://hooks.slack.com/",),
+        re.compile(r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]{10,300}"),
+    ),
     (
         "stripe key",
+        ("_live_", "_test_", "whsec_"),
         re.compile(r"(?<![A-Za-z0-9_])(?:(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,247}|whsec_[A-Za-z0-9]{20,100})"),
     ),
-    ("twilio key", re.compile(r"(?<![A-Za-z0-9])(?:SK|AC)[0-9a-f]{32}(?![A-Za-z0-9])")),
-    ("google api key", re.compile(r"(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])")),
-    ("google oauth token", re.compile(r"(?<![A-Za-z0-9])ya29\.[0-9A-Za-z_-]{20,2048}")),
+    # The lookbehind follows the prefix, as in `_CARD` below, for speed.
+    ("twilio key", ("SK", "AC"), re.compile(r"(?:SK|AC)(?<![A-Za-z0-9]..)[0-9a-f]{32}(?![A-Za-z0-9])")),
+    ("google api key", ("AIza",), re.compile(r"(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])")),
+    ("google oauth token", ("ya29.",), re.compile(r"(?<![A-Za-z0-9])ya29\.[0-9A-Za-z_-]{20,2048}")),
 )
 # Secrets that have no prefix of their own are found by the name written before them: `password=...`,
-# `"client_secret": "..."`, `aws_secret_access_key = ...`, `twilio auth token: ...`.
+# `"client_secret": "..."`, `aws_secret_access_key = ...`, `twilio auth token: ...`, `DB_PASSWORD=...`. The
+# name may end a longer one after `_` or `-`, but not after a letter or digit (`passwordless`, `mypwd`).
 _NAMED_SECRET = re.compile(
-    r"(?i)(\b(?:password|passwd|pwd|passcode|secret|client[_ -]?secret|api[_ -]?key|access[_ -]?token"
-    r"|refresh[_ -]?token|auth[_ -]?token|aws_secret_access_key|secret_access_key|private[_ -]?key)\b[\"']?\s{0,3}[=:]\s{0,3}[\"']?)"
+    r"(?i)((?<![^\W_])(?:password|passwd|pwd|passcode|secret|client[_ -]?secret|api[_ -]?key"
+    r"|access[_ -]?token|refresh[_ -]?token|auth[_ -]?token|aws_secret_access_key|secret_access_key"
+    r"|private[_ -]?key)\b[\"']?\s{0,3}[=:]\s{0,3}[\"']?)"
     r"([^\s\"'&,;<>]{4,1024})"
 )
+# Lowercase literals of which every `_NAMED_SECRET` match contains one.
+_NAMED_SECRET_MARKERS = ("pass", "pwd", "secret", "key", "token")
 _PEM_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]{1,20} ){0,3}PRIVATE KEY(?: BLOCK)?-----")
 _PEM_END = re.compile(r"-----END (?:[A-Z0-9]{1,20} ){0,3}PRIVATE KEY(?: BLOCK)?-----")
 # Credentials before the host in a URL: scheme://user:password@host or scheme://token@host.
@@ -108,15 +121,21 @@ _JSON_ESCAPE = re.compile(
 )
 _SHORT_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
-# 13 to 19 digits, optionally grouped by up to three spaces, dashes or dots, as card numbers are written.
-_CARD = re.compile(r"(?<![A-Za-z0-9.-])[0-9](?:[ .-]{0,3}[0-9]){12,18}(?![A-Za-z0-9-]|\.[0-9])")
+# 13 to 19 digits, grouped by single spaces, double spaces, dashes (spaced or not) or dots, as card numbers
+# are written. A dot followed by a space ends a sentence, so it does not join two numbers into one.
+# The pattern starts with a character class and checks the character before it in a lookbehind placed after
+# it, because `re` skips quickly to the positions where a pattern's first character class matches.
+_CARD = re.compile(r"[0-9](?<![A-Za-z0-9.-][0-9])(?:[0-9]|(?: ?- ?| {1,2}|\.)[0-9]){12,18}(?![A-Za-z0-9-]|\.[0-9])")
 # Avaya's generated IDs: 26 or 27 lowercase hex-like characters starting with 02, sometimes with a wf_ prefix.
 _AVAYA_ID = re.compile(r"(?<![A-Za-z0-9_-])(?:wf_)?02[0-9a-f][0-9a-z]{23,24}(?![A-Za-z0-9_-])")
-# US SSNs as 123-45-6789 or 123 45 6789, skipping the ranges the SSA never issues.
-_SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\d-])")
+# US SSNs as 123-45-6789 or 123 45 6789, skipping the ranges the SSA never issues. Lookbehinds after the
+# first digits, as in `_CARD`, for speed.
+_SSN = re.compile(r"\d\d\d(?<![\d-]\d\d\d)(?<!000|666)(?<!9\d\d)([- ])(?!00)\d\d\1(?!0000)\d{4}(?![\d-])")
 # Nine bare digits are too common to mask alone, but not right after an SSN label.
 _LABELLED_SSN = re.compile(r"(?i)\b(ssn|social security(?: number)?)(\W{0,3})\d{9}\b")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
+_SSN_MARKERS = ("ssn", "social security")
+# Lookbehind after the first letter, as in `_CARD`, for speed.
+_IBAN = re.compile(r"[A-Z](?<!\w[A-Z])[A-Z]\d\d(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
 _EMAIL = re.compile(r"(?<![\w.%+-])([\w%+-])[\w.%+-]{0,63}@([\w-]{1,63}(?:\.[\w-]{1,63}){1,8})\b")
 # International numbers with a leading +, or North American (NXX) NXX-XXXX forms.
 _PHONE = re.compile(
@@ -414,19 +433,39 @@ class Redactor:
 
 
 def _scrub_credentials(text: str) -> str:
-    """Remove credentials found by pattern, each replaced by a label naming its kind."""
+    """Remove credentials found by pattern, each replaced by a label naming its kind.
+
+    A pattern runs only on text that contains a literal that every match of it contains, which spares
+    most text most of the patterns.
+    """
     if "PRIVATE KEY" in text:
         text = _redact_pem(text)
-    text = _BEARER.sub(_redact_credential, text)
-    text = _JWT.sub(REDACTED, text)
-    for kind, pattern in VENDOR_TOKENS:
-        text = pattern.sub(f"[redacted {kind}]", text)
-    text = _NAMED_SECRET.sub(lambda match: f"{match.group(1)}{REDACTED}", text)
-    if "://" in text:
+    if _may_contain(text, ("bearer", "basic")):
+        text = _BEARER.sub(_redact_credential, text)
+    if "eyJ" in text:
+        text = _JWT.sub(REDACTED, text)
+    for kind, markers, pattern in VENDOR_TOKENS:
+        if any(marker in text for marker in markers):
+            text = pattern.sub(f"[redacted {kind}]", text)
+    if _may_contain(text, _NAMED_SECRET_MARKERS):
+        text = _NAMED_SECRET.sub(lambda match: f"{match.group(1)}{REDACTED}", text)
+    if "://" in text and "@" in text:
         text = _URL_USERINFO.sub(lambda match: f"{match.group(1)}{REDACTED}@", text)
     if "=" in text:
         text = _QUERY_PARAMETER.sub(_redact_query_parameter, text)
     return text
+
+
+def _may_contain(text: str, markers: tuple[str, ...]) -> bool:
+    """Tell whether `text` contains one of the lowercase `markers` in any letter case.
+
+    Text that is not ASCII always may, because under `re.IGNORECASE` some non-ASCII letters match ASCII
+    ones (the Kelvin sign matches `k`), so a case-insensitive pattern can match where no marker occurs.
+    """
+    if not text.isascii():
+        return True
+    lowered = text.lower()
+    return any(marker in lowered for marker in markers)
 
 
 def _redact_pem(text: str) -> str:
@@ -549,9 +588,13 @@ def _mask_normalized(text: str) -> str:
     text = _IBAN.sub(lambda match: f"[IBAN, ends {match.group(0).replace(' ', '')[-4:]}]", text)
     text = _CARD.sub(_mask_card, text)
     text = _SSN.sub("[SSN]", text)
-    text = _LABELLED_SSN.sub(lambda match: f"{match.group(1)}{match.group(2)}[SSN]", text)
-    text = _EMAIL.sub(lambda match: f"{match.group(1)}***@{match.group(2)}", text)
-    text = _AVAYA_ID.sub("[avaya id]", text)
+    # The patterns below run only on text that contains a literal that every match of them contains.
+    if _may_contain(text, _SSN_MARKERS):
+        text = _LABELLED_SSN.sub(lambda match: f"{match.group(1)}{match.group(2)}[SSN]", text)
+    if "@" in text:
+        text = _EMAIL.sub(lambda match: f"{match.group(1)}***@{match.group(2)}", text)
+    if "02" in text:
+        text = _AVAYA_ID.sub("[avaya id]", text)
     return _PHONE.sub(_mask_phone, text)
 
 

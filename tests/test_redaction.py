@@ -709,3 +709,19 @@ def test_revealed_values_still_lose_credentials(redactor: Redactor) -> None:
     masked = redactor.mask_variables({"log": f"pushed with {token}"}, policy=lambda _: "reveal")
 
     assert masked.variables == {"log": "pushed with [redacted github token]"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("DB_PASSWORD=hunter2secretvalue", "DB_PASSWORD=[redacted]"),
+        ("smtp_password: s3cr3tPassw0rd", "smtp_password: [redacted]"),
+        ("api-key=Zx81kQ0pLm2n", "api-key=[redacted]"),
+    ],
+)
+def test_secret_names_after_underscore_or_dash(text: str, expected: str) -> None:
+    assert Redactor().scrub_text(text) == expected
+
+
+def test_sentence_break_does_not_join_numbers_into_a_card() -> None:
+    assert mask_patterns("Order 12345. 4111 1111 1111 1111 was charged") == "Order 12345. [card, ends 1111] was charged"
