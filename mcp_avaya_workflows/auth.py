@@ -13,13 +13,10 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anyio
 import httpx2
-from authlib.integrations.base_client.errors import OAuthError
-from authlib.integrations.httpx_client import AsyncOAuth2Client
-from joserfc import jws
-from joserfc.errors import JoseError
 from pydantic import SecretStr
 
 from .errors import (
@@ -33,6 +30,10 @@ from .redaction import Redactor
 from .response_headers import retry_after_seconds
 from .retry import RetryPolicy, retrying
 from .strict_json import reject_constant, reject_duplicate_keys
+
+if TYPE_CHECKING:
+    from authlib.integrations.base_client.errors import OAuthError
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 logger = logging.getLogger(__name__)
 
@@ -97,20 +98,45 @@ class TokenProvider:
         self._leeway = leeway_seconds
         self._redactor = redactor
         redactor.add_secret(client_secret.get_secret_value())
-        # Avaya's guide sends client_id and client_secret in the form body (client_secret_post).
-        self._oauth = AsyncOAuth2Client(
-            client_id=client_id,
-            client_secret=client_secret.get_secret_value(),
-            scope=scope,
-            token_endpoint_auth_method="client_secret_post",  # noqa: S106 - a method name, not a secret
-            timeout=timeout,
-        )
-        self._oauth.register_compliance_hook("access_token_response", _check_token_response)
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._scope = scope
+        self._timeout = timeout
+        # Created by the first token request, see `_oauth_client`.
+        self._oauth: AsyncOAuth2Client | None = None
+        self._closed = False
         self._lock = anyio.Lock()
         self._token: AccessToken | None = None
 
     async def aclose(self) -> None:
-        await self._oauth.aclose()
+        self._closed = True
+        if self._oauth is not None:
+            await self._oauth.aclose()
+
+    def _oauth_client(self) -> AsyncOAuth2Client:
+        """Return the OAuth client, creating it on first use.
+
+        Importing authlib (which imports joserfc) and building the client's TLS context take tens of
+        milliseconds, so a server that never needs a token, or has not needed one yet, responds to its first
+        MCP requests without that delay.
+        """
+        if self._oauth is not None:
+            return self._oauth
+        if self._closed:
+            raise RuntimeError("Cannot request a token, as the token provider has been closed.")
+        from authlib.integrations.httpx_client import AsyncOAuth2Client
+
+        # Avaya's guide sends client_id and client_secret in the form body (client_secret_post).
+        oauth = AsyncOAuth2Client(
+            client_id=self._client_id,
+            client_secret=self._client_secret.get_secret_value(),
+            scope=self._scope,
+            token_endpoint_auth_method="client_secret_post",  # noqa: S106 - a method name, not a secret
+            timeout=self._timeout,
+        )
+        oauth.register_compliance_hook("access_token_response", _check_token_response)
+        self._oauth = oauth
+        return oauth
 
     async def get_token(self, deadline: float = math.inf) -> str:
         """Return a valid access token, fetching one only when the cached one is missing or expiring.
@@ -139,9 +165,12 @@ class TokenProvider:
         return token.expires_at - self._leeway <= time.time()
 
     async def _fetch(self) -> AccessToken:
+        from authlib.integrations.base_client.errors import OAuthError
+
+        oauth = self._oauth_client()
         started = time.perf_counter()
         try:
-            response = await self._oauth.fetch_token(self._token_url, grant_type="client_credentials")
+            response = await oauth.fetch_token(self._token_url, grant_type="client_credentials")
         except OAuthError as exc:
             raise self._credential_error(exc) from None
         except httpx2.HTTPStatusError as exc:
@@ -205,6 +234,9 @@ def _read_exp_claim(token: str) -> float | None:
     A repeated key, NaN, an infinity or an overflowing number makes the payload unusable. A non-finite
     expiry would never compare as expiring, so the token would be used until Infinity rejects it.
     """
+    from joserfc import jws
+    from joserfc.errors import JoseError
+
     try:
         claims = json.loads(
             jws.extract_compact(token.encode()).payload,

@@ -14,17 +14,14 @@ allows every syntactically valid workflow ID.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import logging
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import regex
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigurationError, InvalidInputError
@@ -37,6 +34,11 @@ from .sanitizer import (
     check_version,
     json_type,
 )
+
+# `regex`, `tomllib` and `difflib` are imported where they are used: a server without a catalog, or with
+# no input patterns, never needs them, and importing them would delay every stdio server's first response.
+if TYPE_CHECKING:
+    import regex
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +63,8 @@ def compiled_pattern(pattern: str) -> regex.Pattern[str]:
     The `regex` package is used instead of `re` because its matching takes a timeout: a catalog pattern
     that backtracks badly must not stall the event loop that serves every client.
     """
+    import regex
+
     return regex.compile(pattern, regex.ASCII)
 
 
@@ -82,6 +86,8 @@ class InputVariable(BaseModel):
     def _compile(cls, value: str | None) -> str | None:
         if value is None:
             return None
+        import regex
+
         try:
             compiled_pattern(value)
         except regex.error as exc:
@@ -217,6 +223,8 @@ def load_catalog(path: Path) -> Catalog:
 
 def parse_catalog(text: str, source: str) -> Catalog:
     """Validate catalog TOML `text`; `source` names it in error messages."""
+    import tomllib
+
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -282,6 +290,8 @@ def _explain(error: Any, location: list[Any], in_entry: bool) -> tuple[str, str]
             known = _INPUT_FIELDS
         else:
             known = _ENTRY_FIELDS
+        import difflib
+
         close = difflib.get_close_matches(str(location[-1]), known, n=1)
         return "is not a known key", f"Did you mean {close[0]!r}?" if close else f"Valid keys are {', '.join(known)}."
     if kind == "missing":
@@ -380,6 +390,8 @@ class WorkflowAccess:
 
 
 def _catalog_hint(catalog: Catalog, workflow_id: str) -> str:
+    import difflib
+
     close = difflib.get_close_matches(workflow_id, list(catalog.entries), n=1, cutoff=0.8)
     if close:
         return f"Did you mean {close[0]!r}? The resource infinity://workflows lists the allowed workflows"

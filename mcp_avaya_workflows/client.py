@@ -134,7 +134,11 @@ class InfinityClient:
         retry_policy: RetryPolicy | None = None,
         limiter: FairRateLimiter | None = None,
     ) -> None:
-        self._http = httpx2.AsyncClient(base_url=base_url, timeout=timeout, follow_redirects=False)
+        self._base_url = base_url
+        self._timeout = timeout
+        # Created by the first request, see `_http`.
+        self._http_client: httpx2.AsyncClient | None = None
+        self._closed = False
         self._tokens = tokens
         self._redactor = redactor
         self._status_suffix = status_path_suffix
@@ -142,8 +146,24 @@ class InfinityClient:
         self._limiter = limiter or FairRateLimiter(0, 1)
         self._read_timeout = timeout.read if timeout.read is not None else DEFAULT_CALL_SECONDS
 
+    @property
+    def _http(self) -> httpx2.AsyncClient:
+        """The HTTP client, created on first use.
+
+        Building its TLS context takes tens of milliseconds, so the server responds to its first MCP requests,
+        which need no upstream call, without that delay.
+        """
+        if self._http_client is not None:
+            return self._http_client
+        if self._closed:
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
+        self._http_client = httpx2.AsyncClient(base_url=self._base_url, timeout=self._timeout, follow_redirects=False)
+        return self._http_client
+
     async def aclose(self) -> None:
-        await self._http.aclose()
+        self._closed = True
+        if self._http_client is not None:
+            await self._http_client.aclose()
         await self._tokens.aclose()
 
     async def start_session(self, request: StartRequest, budget: CallBudget | None = None) -> StartedSession:

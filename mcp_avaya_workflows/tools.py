@@ -8,7 +8,6 @@ the fix instead of a pydantic dump that would echo the caller's values.
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import math
@@ -253,6 +252,8 @@ def check_argument_names(tool: str, known: frozenset[str], arguments: Mapping[st
     for name in arguments:
         if name in known:
             continue
+        import difflib  # imported here: only a rejected name needs it, and the stdio server starts faster without it
+
         close = difflib.get_close_matches(str(name), sorted(known), n=1)
         if close:
             hint = f"Did you mean '{close[0]}'?"
