@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import secrets
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
@@ -18,7 +20,14 @@ from .redaction import Redactor
 from .settings import Settings, is_loopback_host, load_settings
 
 if TYPE_CHECKING:
+    import socket
+
     from mcp.server.mcpserver import MCPServer
+    from starlette.applications import Starlette
+
+    from .access_tokens import JwtTokenVerifier
+
+logger = logging.getLogger(__name__)
 
 EXIT_CONFIGURATION = 2
 
@@ -31,6 +40,16 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{port} is not a TCP port; use 1 to 65535, or 0 for any free port")
     return port
+
+
+def _workers(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {count}")
+    return count
 
 
 def _time_scale(text: str) -> float:
@@ -77,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_port,
         default=None,
         help="with --transport http, the TCP port, 0 for any free port (default: AVAYA_WORKFLOWS_PORT, else 8000)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="with --transport http, the number of worker processes that share the listening socket (default: 1)",
     )
     serve.add_argument(
         "--allow-unauthenticated",
@@ -135,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             _serve(
                 sandbox=getattr(args, "sandbox", False),
                 time_scale=getattr(args, "sandbox_time_scale", 1.0),
+                workers=getattr(args, "workers", 1),
                 overrides=overrides,
             )
         elif command == "sandbox":
@@ -153,15 +180,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(130)
 
 
-def _serve(*, sandbox: bool, time_scale: float, overrides: dict[str, Any] | None = None) -> None:
+def _serve(*, sandbox: bool, time_scale: float, workers: int = 1, overrides: dict[str, Any] | None = None) -> None:
     settings = load_settings(require_upstream=not sandbox, **(overrides or {}))
+    if workers > 1:
+        _check_workers(settings, workers, sandbox=sandbox)
     if settings.transport == "http":
         from .http_transport import check_bind
 
         check_bind(settings)
-    redactor = Redactor(settings.sensitive_keys)
-    if settings.client_secret is not None:
-        redactor.add_secret(settings.client_secret.get_secret_value())
+    redactor = _redactor(settings)
     configure_logging(redactor, settings.log_level)
 
     from .server import build_server
@@ -178,7 +205,14 @@ def _serve(*, sandbox: bool, time_scale: float, overrides: dict[str, Any] | None
         if settings.catalog is None and not settings.allow_any_workflow:
             # The sandbox's own catalog lists its demo workflows, unless the operator chose another.
             settings = settings.model_copy(update={"catalog": SANDBOX_CATALOG})
+    if settings.transport == "http" and workers > 1:
+        settings = _prepare_workers(settings, workers)
+    # With several workers, each worker builds its own server, and this one only checks the catalog and audit
+    # settings. A bad value then stops the command with exit status 2 before any worker starts.
     server = build_server(settings, redactor=redactor, embedded_sandbox=embedded)
+    if settings.transport == "http" and workers > 1:
+        _serve_workers(settings, workers)
+        return
     if settings.transport == "http":
         _serve_http(server, settings)
         return
@@ -194,25 +228,14 @@ def _serve(*, sandbox: bool, time_scale: float, overrides: dict[str, Any] | None
 def _serve_http(server: MCPServer[Any], settings: Settings) -> None:
     import anyio
 
-    from .http_transport import Readiness, bind_socket, build_http_app, serve_http, warn_about_process_keys
+    from .http_transport import Readiness, build_http_app, serve_http, warn_about_process_keys
 
     warn_about_process_keys(settings)
 
-    verifier = None
-    if settings.auth_issuer:
-        from .access_tokens import JwtTokenVerifier, check_issuer_url
-
-        check_issuer_url(settings.auth_issuer)
-        assert settings.public_url is not None
-        verifier = JwtTokenVerifier(
-            issuer=settings.auth_issuer, audience=settings.public_url, jwks_url=settings.auth_jwks_url
-        )
+    verifier = _verifier(settings)
     readiness = Readiness()
     app = build_http_app(server, settings, verifier=verifier, readiness=readiness)
-    try:
-        sock = bind_socket(settings.host, settings.port)
-    except OSError as exc:
-        raise ConfigurationError([f"cannot listen on {settings.host} port {settings.port}: {exc.strerror}."]) from None
+    sock = _bind(settings)
 
     async def serve() -> None:
         try:
@@ -223,6 +246,137 @@ def _serve_http(server: MCPServer[Any], settings: Settings) -> None:
 
     with sock:
         anyio.run(serve)
+
+
+def _redactor(settings: Settings) -> Redactor:
+    redactor = Redactor(settings.sensitive_keys)
+    if settings.client_secret is not None:
+        redactor.add_secret(settings.client_secret.get_secret_value())
+    return redactor
+
+
+def _verifier(settings: Settings) -> JwtTokenVerifier | None:
+    """Return the access-token verifier when an issuer is set, after checking the issuer URL."""
+    if not settings.auth_issuer:
+        return None
+    from .access_tokens import JwtTokenVerifier, check_issuer_url
+
+    check_issuer_url(settings.auth_issuer)
+    assert settings.public_url is not None
+    return JwtTokenVerifier(issuer=settings.auth_issuer, audience=settings.public_url, jwks_url=settings.auth_jwks_url)
+
+
+def _bind(settings: Settings) -> socket.socket:
+    from .http_transport import bind_socket
+
+    try:
+        return bind_socket(settings.host, settings.port)
+    except OSError as exc:
+        raise ConfigurationError([f"cannot listen on {settings.host} port {settings.port}: {exc.strerror}."]) from None
+
+
+def _check_workers(settings: Settings, workers: int, *, sandbox: bool) -> None:
+    if settings.transport != "http":
+        raise ConfigurationError(
+            [f"--workers {workers} needs --transport http; a stdio server has one client and runs one process."]
+        )
+    if sandbox:
+        raise ConfigurationError(
+            [
+                f"--workers {workers} cannot run with --sandbox, because each worker would start a sandbox of "
+                "its own and not find the sessions the others started. Run `mcp-avaya-workflows sandbox` and "
+                "point the server at it with the settings it prints, or leave out --workers."
+            ]
+        )
+
+
+def _prepare_workers(settings: Settings, workers: int) -> Settings:
+    """Check once what every worker would check, and return the settings the workers share."""
+    from .http_transport import warn_about_process_keys
+
+    warn_about_process_keys(settings)
+    if settings.auth_issuer:
+        from .access_tokens import check_issuer_url
+
+        check_issuer_url(settings.auth_issuer)
+    return _share_across_workers(settings, workers)
+
+
+def _serve_workers(settings: Settings, workers: int) -> None:
+    from .http_transport import serve_workers
+
+    with _bind(settings) as sock:
+        started = serve_workers(_WorkerApp(settings), sock, workers=workers, log_level=settings.log_level)
+    if not started:
+        print("mcp-avaya-workflows: a worker process failed to start; the log above gives the cause.", file=sys.stderr)
+        sys.exit(1)
+
+
+def _share_across_workers(settings: Settings, workers: int) -> Settings:
+    """Return the settings every worker gets: one copy of each key, and a share of the rate limit.
+
+    A key left unset would otherwise be generated by each worker, so a handle or request state sealed by one
+    worker would not open on another. The rate limit applies per process, so each worker keeps to 1/N of it.
+    """
+    updates: dict[str, Any] = {}
+    if settings.handle_keys is None:
+        from cryptography.fernet import Fernet
+
+        updates["handle_keys"] = SecretStr(Fernet.generate_key().decode())
+    if settings.request_state_keys is None:
+        updates["request_state_keys"] = SecretStr(secrets.token_urlsafe(32))
+    if updates:
+        logger.info(
+            "http.worker_keys_generated keys=%s workers=%d: the parent process generated each unset key once "
+            "and gives it to every worker, so what one worker seals opens on the others",
+            ",".join(f"AVAYA_WORKFLOWS_{name.upper()}" for name in updates),
+            workers,
+        )
+    if settings.rate_limit_per_minute > 0:
+        updates["rate_limit_per_minute"] = settings.rate_limit_per_minute / workers
+        updates["rate_limit_burst"] = max(1, settings.rate_limit_burst // workers)
+        logger.info(
+            "http.worker_rate_limit workers=%d per_minute=%g burst=%d: each worker keeps to this share of "
+            "AVAYA_WORKFLOWS_RATE_LIMIT_PER_MINUTE and AVAYA_WORKFLOWS_RATE_LIMIT_BURST",
+            workers,
+            updates["rate_limit_per_minute"],
+            updates["rate_limit_burst"],
+        )
+    return settings.model_copy(update=updates)
+
+
+@dataclass(frozen=True)
+class _WorkerApp:
+    """The app factory that each `--workers` process calls to build its own server from `settings`.
+
+    uvicorn pickles it into each worker process, which starts a fresh interpreter, so it sets up logging again.
+    """
+
+    settings: Settings
+
+    def __call__(self) -> Starlette:
+        from uvicorn.config import STARTUP_FAILURE
+
+        from .http_transport import Readiness, build_http_app, quiet_sdk_logs
+        from .server import build_server
+
+        redactor = _redactor(self.settings)
+        configure_logging(redactor, self.settings.log_level)
+        quiet_sdk_logs()
+        try:
+            server = build_server(self.settings, redactor=redactor)
+        except ConfigurationError as exc:
+            # A restart would fail the same way, and this exit status makes uvicorn stop every worker.
+            logger.error("http.worker_start_failed: %s", exc)
+            sys.exit(STARTUP_FAILURE)
+        verifier = _verifier(self.settings)
+        return build_http_app(
+            server,
+            self.settings,
+            verifier=verifier,
+            readiness=Readiness(),
+            on_stop=verifier.aclose if verifier is not None else None,
+        )
 
 
 def _run_sandbox(host: str, port: int, client_id: str, client_secret: str | None, time_scale: float) -> None:

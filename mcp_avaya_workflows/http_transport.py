@@ -18,7 +18,7 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import FrameType
@@ -136,8 +136,12 @@ def build_http_app(
     *,
     verifier: TokenVerifier | None = None,
     readiness: Readiness | None = None,
+    on_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> Starlette:
-    """Return the ASGI app serving `server` over streamable HTTP, with auth when `verifier` is given."""
+    """Return the ASGI app serving `server` over streamable HTTP, with auth when `verifier` is given.
+
+    `on_stop` is awaited when the app's lifespan ends, after the MCP session manager has stopped.
+    """
     readiness = readiness or Readiness()
     server.streamable_http_app(
         streamable_http_path=MCP_PATH,
@@ -174,12 +178,16 @@ def build_http_app(
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        async with session_manager.run():
-            readiness.ready, readiness.reasons = True, []
-            try:
-                yield
-            finally:
-                readiness.ready, readiness.reasons = False, ["stopping"]
+        try:
+            async with session_manager.run():
+                readiness.ready, readiness.reasons = True, []
+                try:
+                    yield
+                finally:
+                    readiness.ready, readiness.reasons = False, ["stopping"]
+        finally:
+            if on_stop is not None:
+                await on_stop()
 
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
@@ -316,7 +324,9 @@ def _json_rpc_error(request_id: Any, code: int, message: str, status: int) -> Re
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """Open the listening socket before the server starts, so port 0 resolves to a known free port."""
-    config = uvicorn.Config(app=_healthz, host=host, port=port)
+    # Without log_config=None, uvicorn would install its own log handlers, and the `--workers` supervisor's log
+    # lines would bypass the redacting handler on the root logger.
+    config = uvicorn.Config(app=_healthz, host=host, port=port, log_config=None)
     return config.bind_socket()
 
 
@@ -342,9 +352,12 @@ class _Server(uvicorn.Server):
         self._captured_signals.clear()
 
 
-async def serve_http(app: Starlette, sock: socket.socket, *, log_level: str, readiness: Readiness) -> None:
-    """Serve `app` on `sock` until SIGTERM or SIGINT, letting requests in flight finish first."""
-    config = uvicorn.Config(
+def uvicorn_config(app: Any, *, log_level: str, workers: int = 1) -> uvicorn.Config:
+    """Return the uvicorn settings every HTTP server of this project runs with, one worker or several.
+
+    With `workers` above 1, `app` is a picklable factory that each worker process calls to build its own app.
+    """
+    return uvicorn.Config(
         app,
         log_level=log_level.lower(),
         # uvicorn's default log config adds its own stdout handlers; the root logger already writes to stderr.
@@ -355,8 +368,40 @@ async def serve_http(app: Starlette, sock: socket.socket, *, log_level: str, rea
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         limit_concurrency=MAX_CONNECTIONS,
         server_header=False,
+        factory=workers > 1,
+        workers=workers,
     )
+
+
+def quiet_sdk_logs() -> None:
     # The SDK logs "Terminating session: None" at INFO after every stateless request.
     logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
+
+
+async def serve_http(app: Starlette, sock: socket.socket, *, log_level: str, readiness: Readiness) -> None:
+    """Serve `app` on `sock` until SIGTERM or SIGINT, letting requests in flight finish first."""
+    config = uvicorn_config(app, log_level=log_level)
+    quiet_sdk_logs()
     print(f"MCP server listening on {endpoint_url(sock)}", file=sys.stderr, flush=True)
     await _Server(config, readiness).serve(sockets=[sock])
+
+
+def serve_workers(app_factory: Callable[[], ASGIApp], sock: socket.socket, *, workers: int, log_level: str) -> bool:
+    """Serve on `sock` from `workers` processes until SIGTERM or SIGINT; return False if a worker failed to start.
+
+    uvicorn's `Multiprocess` supervisor starts each worker with the spawn method and hands it `sock`, so the
+    workers share one listening socket and the kernel gives each new connection to one of them.
+    `app_factory` is pickled into every worker, which calls it to build its own app. The supervisor replaces
+    a worker that dies and replaces all of them one by one on SIGHUP. On SIGTERM or SIGINT it sends SIGTERM
+    to each worker and waits for them, and each worker finishes its requests in flight as a single server does.
+    NOTE: a worker runs uvicorn's own `Server`, so its `/readyz` turns 503 only once its requests in flight
+    have finished, not at SIGTERM. The worker does stop accepting connections at SIGTERM.
+    """
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    supervisor = Multiprocess(uvicorn_config(app_factory, log_level=log_level, workers=workers), sockets=[sock])
+    print(f"MCP server listening on {endpoint_url(sock)}", file=sys.stderr, flush=True)
+    supervisor.run()
+    # uvicorn stops every worker once one exits with STARTUP_FAILURE, because a restart would fail the same way.
+    return not any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes)
