@@ -23,6 +23,7 @@ still found.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import threading
@@ -432,7 +433,25 @@ class Redactor:
         return value
 
 
+# Results carry the same short strings call after call (keys, statuses, module names), so the credential
+# scan of short text is remembered. It is a pure function of the text; the cache is small and bounded.
+_CACHED_SCAN_MAX_CHARS = 128
+_CACHED_SCANS = 1024
+
+
 def _scrub_credentials(text: str) -> str:
+    """Remove credentials found by pattern, each replaced by a label naming its kind."""
+    if len(text) <= _CACHED_SCAN_MAX_CHARS:
+        return _scrub_short_credentials(text)
+    return _scan_credentials(text)
+
+
+@functools.lru_cache(maxsize=_CACHED_SCANS)
+def _scrub_short_credentials(text: str) -> str:
+    return _scan_credentials(text)
+
+
+def _scan_credentials(text: str) -> str:
     """Remove credentials found by pattern, each replaced by a label naming its kind.
 
     A pattern runs only on text that contains a literal that every match of it contains, which spares
