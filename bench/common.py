@@ -1,4 +1,4 @@
-"""What every benchmark shares: timing statistics, the section format, and the machine description."""
+"""Shared benchmark helpers: timing statistics, the section format, and the machine description."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class Section:
 
 
 def percentile(samples: Sequence[float], fraction: float) -> float:
-    """The `fraction` quantile of `samples` (0.5 for the median, 0.99 for p99), by linear interpolation."""
+    """Return the `fraction` quantile of `samples` (0.5 for the median, 0.99 for p99), by linear interpolation."""
     if not samples:
         raise ValueError("no samples")
     ordered = sorted(samples)
@@ -55,7 +55,7 @@ def ratio(value: float, baseline: float) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A Markdown table."""
+    """Format `rows` under `headers` as a Markdown table."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
