@@ -294,8 +294,8 @@ def _section(
     return Section("Status-call latency", "\n".join(body), targets)
 
 
-# A fixed record of the same full benchmark on the same machine before the redaction layer remembered the
-# credential scan of short strings; later runs measure the code as it is now.
+# Figures of the same full benchmark on the same machine, recorded before the redaction layer remembered the
+# credential scan of short strings. Later runs measure the code as it is now.
 BEFORE_SCAN_CACHE = (
     "Before and after: the profile showed the credential scan of every short string in each result as the "
     "largest cost of our own, so the redaction layer now remembers the scan of strings up to 128 characters. "

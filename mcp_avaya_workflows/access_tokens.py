@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 # Asymmetric algorithms only: a shared-secret (HS*) or unsigned ("none") token is never accepted.
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
-# RFC 9068 access tokens say `at+jwt`; Keycloak, Microsoft Entra ID and others say `JWT`, so both are taken.
+# RFC 9068 access tokens carry `typ: at+jwt`. Keycloak, Microsoft Entra ID and others send `JWT`, so both pass.
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt", "jwt"})
 MAX_TOKEN_CHARS = 8192
 CLOCK_LEEWAY_SECONDS = 30

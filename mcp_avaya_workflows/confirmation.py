@@ -2,9 +2,9 @@
 
 The start tools declare a `confirmation` parameter as `Annotated[..., Resolve(resolver)]`, so the MCP
 SDK runs the resolver before the tool body. The resolver checks the arguments exactly as a start would.
-Only for a valid start of a workflow that needs confirmation does it return `Elicit`. The SDK then sends
-the question to the client: as an `elicitation/create` request in the middle of the call up to protocol
-2025-11-25, or from 2026-07-28 in an `InputRequiredResult`, after which the client calls the tool again
+Only for a valid start of a workflow that needs confirmation does it return `Elicit`. Up to protocol
+2025-11-25 the SDK then sends the question as an `elicitation/create` request in the middle of the call.
+From 2026-07-28 it returns the question in an `InputRequiredResult`, and the client calls the tool again
 with the user's response and the `request_state`. The tool body receives the outcome, and
 `StartGate.enforce` lets the start go ahead only when the workflow needs no confirmation or the user
 confirmed it.
@@ -57,7 +57,7 @@ class Precheck:
     """The resolver's finding when it sends no question.
 
     The tool body raises `error`, so the user is never asked to confirm a start that would be rejected.
-    `cannot_ask` says why a workflow that needs confirmation could not be confirmed on this call.
+    `cannot_ask` is the reason a workflow that needs confirmation could not be confirmed on this call.
     Without either, the workflow needs no confirmation.
     """
 

@@ -1,7 +1,7 @@
 """The streamable HTTP transport: both protocol eras, stateless, with OAuth, health checks and host checks.
 
 Each request is independent. The 2026-07-28 era is stateless by design, and
-the legacy era runs in the SDK's stateless mode, so any replica can answer
+the legacy era runs in the SDK's stateless mode, so any replica can serve
 any request and a load balancer needs no sticky sessions. Session handles and
 the SDK's request state are sealed with keys every replica shares.
 
@@ -58,11 +58,11 @@ LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"
 MAX_BODY_BYTES = 4 * 1024 * 1024
 # Seconds a client has to send a whole request body.
 BODY_READ_SECONDS = 30.0
-# Connections served at once; beyond this uvicorn answers 503, so a flood of idle connections cannot exhaust
+# Connections served at once. Beyond this uvicorn returns 503, so a flood of idle connections cannot exhaust
 # file descriptors. A proxy in front should still enforce header and body timeouts.
 MAX_CONNECTIONS = 1000
-# Seconds uvicorn lets requests in flight finish after SIGTERM before it cancels them: the longest call with
-# the default settings, a 30 s wait plus its 30 s call budget and the 2 s grace, fits.
+# Seconds uvicorn lets requests in flight finish after SIGTERM before it cancels them. A call ends within
+# max(CALL_TIMEOUT, wait_seconds + 2 s), which is 52 s at the largest settings, so every call fits.
 GRACEFUL_SHUTDOWN_SECONDS = 65
 
 
@@ -212,13 +212,13 @@ def _readyz(readiness: Readiness) -> Callable[[Request], Any]:
 class _NoListenStream:
     """Return 405 for a legacy-era `GET /mcp` instead of an SSE stream that never ends.
 
-    In stateless mode, mcp 2.3's legacy transport responds to the listen-mode GET
-    with an SSE stream and then waits for server-initiated messages that a
-    stateless server never sends, so the response stays open with no bytes and
+    In stateless mode, mcp 2.3's legacy transport responds to the listen-mode
+    GET with an SSE stream and waits for server-initiated messages. A stateless
+    server never sends any, so the response stays open with no bytes and
     clients hang on connect (modelcontextprotocol/python-sdk#3492). The
-    streamable HTTP spec lets a server that offers no such stream answer 405,
-    which clients treat as "no listen stream". The 2026-07-28 era already
-    answers 405 itself.
+    streamable HTTP spec lets a server without such a stream return 405, which
+    clients treat as "no listen stream". The 2026-07-28 era already returns
+    405 itself.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -283,9 +283,9 @@ async def _read_body(receive: Receive) -> bytes | None:
 
 
 def _not_a_message(text: str) -> str | None:
-    """Say why `text` is not one JSON-RPC message, such as a batch or a request without a method.
+    """Return why `text` is not one JSON-RPC message, such as a batch or a request without a method.
 
-    The SDK would answer with pydantic's validation dump, which quotes the request back.
+    The SDK would respond with pydantic's validation dump, which quotes the request back.
     """
     try:
         jsonrpc_message_adapter.validate_json(text, by_name=False)

@@ -1,11 +1,11 @@
 """Single-use request state, so that one confirmation starts a workflow at most once.
 
-From protocol 2026-07-28, a call that needs the user's answer returns the
+From protocol 2026-07-28, a call that needs the user's response returns the
 question with a sealed `requestState`, and the client repeats the call with
-the answer and that state. The SDK checks the state's seal, expiry, request
-and principal, but a valid state can be sent again until it expires, which
-would let one "yes" start a workflow several times. This codec wraps the
-SDK's AES-GCM codec and refuses a state it has already opened.
+the response and that state. The SDK checks the state's seal, expiry, request
+and principal, but a valid state can be sent again until it expires. One
+"yes" could then start a workflow several times, so this codec wraps the
+SDK's AES-GCM codec and rejects a state it has already opened.
 
 NOTE: the record of opened states is per process. A replica that did not
 open a state would still accept it once, until the state expires.

@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 START_TOOL = "start_workflow_session"
 STATUS_TOOL = "get_workflow_session_status"
-# How a sanitizer or catalog error names an input variable, such as `variables.order_id`.
+# Prefix with which sanitizer and catalog errors name an input variable, such as `variables.order_id`.
 VARIABLES_PREFIX = "variables."
 
 _ResultT = TypeVar("_ResultT")

@@ -144,7 +144,7 @@ def _other_key_token(server: AuthServer) -> str:
 
 
 def _hs256_token(server: AuthServer) -> str:
-    # An attacker who knows the public key tries it as an HMAC secret (the classic algorithm confusion).
+    # An attacker with the public key uses it as an HMAC secret (the classic algorithm confusion).
     secret = json.dumps(server.authority.jwks()).encode()
     claims = {"iss": server.issuer, "aud": server.url, "sub": "alice", "exp": 4_000_000_000, "scope": START_SCOPE}
     return jwt.encode({"alg": "HS256"}, claims, OctKey.import_key(secret))
@@ -156,7 +156,7 @@ def _unsigned_token(server: AuthServer) -> str:
     return f"eyJhbGciOiJub25lIn0.{payload}."
 
 
-REFUSED_TOKENS = {
+REJECTED_TOKENS = {
     "another audience": lambda s: s.token(audience="https://other.example.com/mcp"),
     "another issuer": lambda s: s.token(issuer="https://login.example.com/mcp-auth"),
     "expired": lambda s: s.token(expires_in=-120),
@@ -169,10 +169,10 @@ REFUSED_TOKENS = {
 }
 
 
-@pytest.mark.parametrize("case", list(REFUSED_TOKENS))
+@pytest.mark.parametrize("case", list(REJECTED_TOKENS))
 @pytest.mark.anyio
 async def test_bad_tokens_are_refused(auth_server: AuthServer, case: str) -> None:
-    token = REFUSED_TOKENS[case](auth_server)
+    token = REJECTED_TOKENS[case](auth_server)
     async with httpx2.AsyncClient() as http:
         response = await http.post(
             auth_server.url, json=INITIALIZE, headers={"Accept": ACCEPT, "Authorization": f"Bearer {token}"}

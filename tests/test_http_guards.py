@@ -83,11 +83,11 @@ async def test_repeated_keys_get_a_json_rpc_error(open_server: str) -> None:
     ],
 )
 @pytest.mark.anyio
-async def test_bodies_that_are_not_one_message_get_a_fixed_error(open_server: str, body: Any) -> None:
+async def test_non_message_body_gets_fixed_error(open_server: str, body: Any) -> None:
     response = await post(open_server, body, **{"mcp-protocol-version": "2025-11-25"})
     assert response.status_code == 400
     message = response.json()["error"]["message"]
-    # With an id the error says what is wrong; without one it is the fixed JSON-RPC parse error.
+    # With an id the error names the problem. Without one it is the fixed JSON-RPC parse error.
     assert "not a single JSON-RPC 2.0" in message or message == PARSE_ERROR_MESSAGE
     assert "abc.def.ghi" not in response.text
     assert "input_value" not in response.text

@@ -723,5 +723,5 @@ def test_secret_names_after_underscore_or_dash(text: str, expected: str) -> None
     assert Redactor().scrub_text(text) == expected
 
 
-def test_sentence_break_does_not_join_numbers_into_a_card() -> None:
+def test_card_after_sentence_break() -> None:
     assert mask_patterns("Order 12345. 4111 1111 1111 1111 was charged") == "Order 12345. [card, ends 1111] was charged"

@@ -136,7 +136,7 @@ async def test_confirmation_across_replicas(replicas: Replicas) -> None:
     assert done.structured_content["session_id"].startswith("wfs_")
     assert replicas.sandbox.state.count("start") == 1
 
-    # The answer opens once: sent again, even by the same user, it starts nothing.
+    # The response opens once. Sent again, even by the same user, it starts nothing.
     async with replicas.client(1, elicitation_callback=_no_mid_call_requests) as again:
         with pytest.raises(MCPError, match="requestState"):
             await again.session.call_tool(

@@ -52,6 +52,6 @@ def test_opened_states_are_forgotten_after_the_lifetime() -> None:
     assert len(codec._opened) == 1
 
 
-def test_replicas_with_shared_keys_open_each_other_s_states() -> None:
+def test_shared_keys_open_other_replicas_state() -> None:
     minted = make_codec(Clock()).seal(b"state")
     assert make_codec(Clock()).unseal(minted) == b"state"
